@@ -1,0 +1,1 @@
+"""Command-line interface: parses arguments and dispatches; nothing in the package imports it."""

@@ -1,0 +1,50 @@
+"""``nas`` entry point.
+
+Each sub-command lives in its own module of this package exposing ``add_parser(subparsers)`` (which
+sets ``func`` on its parser) so that commands stay small and independent. User errors
+(:class:`nas.errors.NasError`) become a one-line message and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nas.errors import NasError
+
+# Sub-command modules, in the order ``nas --help`` lists them.
+COMMANDS = ("presets", "build", "validate", "cost", "train", "study", "export", "ablate")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nas", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.description = "Neural-architecture search and ablation runner for vision transformers."
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"nas.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command whose module is not there yet
+            if exc.name == f"nas.cli.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except NasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

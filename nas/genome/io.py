@@ -1,0 +1,75 @@
+"""Reading and writing genome documents: preset names, YAML/JSON files, mappings."""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import GenomeError, closest
+from nas.genome.parse import parse_genome
+from nas.genome.presets import PRESETS
+from nas.genome.schema import Genome
+
+__all__ = ["load_genome", "read_document", "save_genome", "genome_to_yaml"]
+
+
+def read_document(path: str | Path, error: type[Exception] = GenomeError) -> Any:
+    """Parse a YAML or JSON file; a missing file or malformed text raises ``error`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise error(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def load_genome(spec: str | Path | Mapping[str, Any] | Genome, **overrides: Any) -> Genome:
+    """A genome from a preset name, a YAML/JSON file, a mapping or a genome.
+
+    ``overrides`` (``image_size=32``, ``num_classes=10``) replace top-level fields; ``None`` values
+    are ignored so CLI flags that were not given pass straight through.
+    """
+    if isinstance(spec, (Genome, Mapping)):
+        return parse_genome(spec, **overrides)
+    text = str(spec)
+    if text in PRESETS:
+        return parse_genome(PRESETS[text].genome, **overrides)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        doc = read_document(path)
+        try:
+            return parse_genome(doc, **overrides)
+        except GenomeError as exc:
+            raise GenomeError(f"{path}: {exc}") from None
+    raise GenomeError(f"no preset or genome file named {text!r}{closest(text, PRESETS)}; see `nas presets`")
+
+
+def genome_to_yaml(genome: Genome, metadata: Mapping[str, Any] | None = None) -> str:
+    """The canonical document as YAML, with an optional ``metadata`` block that loading ignores."""
+    doc: dict[str, Any] = genome.to_dict()
+    if metadata:
+        doc = {"metadata": dict(metadata), **doc}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+
+
+def save_genome(genome: Genome, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        doc = genome.to_dict() if not metadata else {"metadata": dict(metadata), **genome.to_dict()}
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    else:
+        path.write_text(genome_to_yaml(genome, metadata))
+    return path

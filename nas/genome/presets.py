@@ -1,0 +1,109 @@
+"""Named genomes: the seed papers' published configurations and four small 32x32 variants.
+
+Every preset records where its configuration comes from and, where the paper prints them, the
+published parameter count and FLOPs (multiply-accumulates, the papers' convention) so that tests and
+``nas build`` can check that the builder lands on them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Preset", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    genome: dict[str, Any]
+    source: str  # paper and table the configuration follows
+    params_m: float | None = None  # published parameter count, millions
+    flops_g: float | None = None  # published FLOPs (MACs) per image at the preset's resolution, G
+    params_rtol: float = 0.02  # the paper's rounding: "20M" is only good to a few percent
+    notes: str = field(default="")
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def _add(preset: Preset) -> None:
+    PRESETS[preset.name] = preset
+
+
+# -- ViT / DeiT (isotropic) -------------------------------------------------------------------------
+_DEIT = "Touvron et al., DeiT (ICML 2021), Table 1; Dosovitskiy et al., ViT (ICLR 2021), Table 1"
+for name, dim, depth, heads, params, flops in (
+    ("deit_tiny", 192, 12, 3, 5.72, 1.26),
+    ("deit_small", 384, 12, 6, 22.05, 4.61),
+    ("vit_base_16", 768, 12, 12, 86.57, 17.58),
+    ("vit_large_16", 1024, 24, 16, 304.33, 61.6),
+):
+    _add(Preset(
+        name=name,
+        genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 16, "pool": "cls",
+                "position": "absolute", "layout": "A", "depths": [depth], "dims": [dim], "heads": heads, "mlp_ratio": 4},
+        source=_DEIT, params_m=params, flops_g=flops, params_rtol=0.005,
+    ))
+
+# -- DeepViT depth study (D=384, 12 heads of 32, MLP ratio 3) ---------------------------------------
+_DVIT = "Zhou et al., DeepViT (arXiv 2103.11886), Table 3 / zhoudaquan/dvit_repo deep_vision_transformer.py"
+for depth, params in ((16, 24.5), (24, 36.3), (32, 48.1)):
+    for prefix, mixer in (("vit", "attention"), ("deepvit", "reattention")):
+        _add(Preset(
+            name=f"{prefix}_{depth}",
+            genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 16, "pool": "cls",
+                    "position": "absolute", "layout": "T", "transformer_mixer": mixer, "depths": [depth],
+                    "dims": [384], "heads": 12, "mlp_ratio": 3},
+            source=_DVIT, params_m=params, params_rtol=0.01,
+        ))
+
+# -- ShiftViT (Swin-like pyramid, zero-parameter shift) ----------------------------------------------
+_SHIFT = "Wang et al., When Shift Operation Meets Vision Transformer (AAAI 2022), Table 1 / microsoft/SPACH"
+for name, dim, depths, tau, gamma, params, flops in (
+    ("shiftvit_tiny_light", 96, [2, 2, 6, 2], 4, "1/12", 20.0, 3.0),
+    ("shiftvit_tiny", 96, [6, 8, 18, 6], 2, "1/12", 29.0, 4.5),
+    ("shiftvit_small_light", 96, [2, 2, 18, 2], 4, "1/12", 34.0, 5.7),
+    ("shiftvit_small", 96, [10, 18, 36, 10], 2, "1/12", 50.0, 8.8),
+    ("shiftvit_base", 128, [10, 18, 36, 10], 2, "1/16", 89.0, 15.6),
+):
+    _add(Preset(
+        name=name,
+        genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 4, "patch_norm": True,
+                "pool": "mean", "position": "none", "downsample": "merge", "layout": "S-S-S-S", "depths": depths,
+                "dims": [dim, 2 * dim, 4 * dim, 8 * dim], "mlp_ratio": tau, "shift_ratio": gamma},
+        source=_SHIFT, params_m=params, flops_g=flops, params_rtol=0.03,
+    ))
+
+# -- CoAtNet (conv stem, MBConv, then relative attention: C-C-T-T) -----------------------------------
+_COAT = "Dai et al., CoAtNet (NeurIPS 2021), Table 3 and Table 4"
+for name, depths, dims, params, flops in (
+    ("coatnet_0", [2, 3, 5, 2], [96, 192, 384, 768], 25.0, 4.2),
+    ("coatnet_1", [2, 6, 14, 2], [96, 192, 384, 768], 42.0, 8.4),
+    ("coatnet_2", [2, 6, 14, 2], [128, 256, 512, 1024], 75.0, 15.7),
+):
+    stem_dim = 64 if name != "coatnet_2" else 128
+    _add(Preset(
+        name=name,
+        genome={"image_size": 224, "num_classes": 1000, "stem": "conv", "stem_dim": stem_dim, "stem_stride": 2,
+                "pool": "mean", "position": "relative", "downsample": "pool", "layout": "C-C-T-T",
+                "depths": depths, "dims": dims, "heads": [None, None, dims[2] // 32, dims[3] // 32],
+                "mlp_ratio": 4, "expansion": 4, "se_ratio": 0.25, "head_hidden": dims[3]},
+        source=_COAT, params_m=params, flops_g=flops, params_rtol=0.05,
+    ))
+
+# -- 32x32 variants for studies and tests (each under ~2M parameters) --------------------------------
+_SMALL = "nas: 32x32 scaled-down member of the family, for CIFAR-sized data and CPU studies"
+_add(Preset("vit_cifar", {"image_size": 32, "num_classes": 10, "stem": "patch", "patch_size": 4, "pool": "cls",
+                          "position": "absolute", "layout": "A", "depths": [6], "dims": [128], "heads": 4,
+                          "mlp_ratio": 2}, _SMALL))
+_add(Preset("deepvit_cifar", {"image_size": 32, "num_classes": 10, "stem": "patch", "patch_size": 4, "pool": "cls",
+                              "position": "absolute", "layout": "R", "depths": [6], "dims": [128], "heads": 4,
+                              "mlp_ratio": 2}, _SMALL))
+_add(Preset("shiftvit_cifar", {"image_size": 32, "num_classes": 10, "stem": "patch", "patch_size": 2,
+                               "patch_norm": True, "pool": "mean", "position": "none", "layout": "S-S-S-S",
+                               "depths": [1, 1, 3, 1], "dims": [32, 64, 128, 256], "mlp_ratio": 4,
+                               "shift_ratio": "1/12"}, _SMALL))
+_add(Preset("coatnet_cifar", {"image_size": 32, "num_classes": 10, "stem": "conv", "stem_dim": 32, "stem_stride": 1,
+                              "pool": "mean", "position": "relative", "downsample": "pool", "layout": "C-C-T-T",
+                              "depths": [1, 1, 2, 1], "dims": [32, 64, 128, 192], "heads": [None, None, 4, 6],
+                              "mlp_ratio": 4, "expansion": 4}, _SMALL))

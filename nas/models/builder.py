@@ -1,0 +1,118 @@
+"""``build_model(genome) -> nn.Module``: a pure function from a genome to a network.
+
+The network follows one path for every genome: stem -> (cls token, absolute positions) -> stages of
+blocks -> final norm -> pool -> linear head. Stages after the first (and the first after a conv stem)
+halve the grid, either with ShiftViT's patch merging (``downsample: merge``) or inside their first
+block with CoAtNet's pooled shortcut (``downsample: pool``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nas.genome.schema import Genome, Stage
+from nas.layers.block import Block
+from nas.layers.grid import Grid
+from nas.layers.norms import make_norm
+from nas.layers.registry import get_mixer
+from nas.layers.stems import ConvStem, PatchMerging, PatchStem
+
+__all__ = ["VisionNet", "build_model"]
+
+_STAGE_OPTIONS = ("heads", "shift_ratio", "expansion", "se_ratio", "reattn_norm")
+
+
+def _mixer_options(stage: Stage) -> dict[str, object]:
+    return {k: getattr(stage, k) for k in _STAGE_OPTIONS if getattr(stage, k) is not None}
+
+
+class VisionNet(nn.Module):
+    """The network a genome describes; same methods for every family (timm's contract)."""
+
+    def __init__(self, genome: Genome) -> None:
+        super().__init__()
+        self.genome = genome
+        prefix = 1 if genome.pool == "cls" else 0
+        first = genome.stages[0]
+        first_norm = get_mixer(first.mixer).mlp_norm
+        if genome.stem == "patch":
+            stem_dim = first.dim
+            self.stem: nn.Module = PatchStem(
+                genome.in_channels, stem_dim, int(genome.patch_size), first_norm if genome.patch_norm else None
+            )
+            side = genome.image_size // int(genome.patch_size)
+        else:
+            stem_dim = int(genome.stem_dim)
+            self.stem = ConvStem(genome.in_channels, stem_dim, int(genome.stem_stride))
+            side = genome.image_size // int(genome.stem_stride)
+        grid = Grid(side, side, prefix)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, stem_dim)) if prefix else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid.tokens, stem_dim)) if genome.position == "absolute" else None
+
+        rates = torch.linspace(0, genome.drop_path, genome.depth).tolist()
+        stages: list[nn.Module] = []
+        in_dim, block_index = stem_dim, 0
+        for i, stage in enumerate(genome.stages):
+            halves = i > 0 or genome.stem == "conv"
+            layers: list[nn.Module] = []
+            stride = 1
+            if halves and genome.downsample == "merge":
+                layers.append(PatchMerging(in_dim, stage.dim, grid, get_mixer(stage.mixer).mlp_norm))
+                grid, in_dim = grid.halved(), stage.dim
+            elif halves:
+                stride = 2
+            for _ in range(stage.depth):
+                block = Block(
+                    stage.mixer, stage.dim, in_dim=in_dim, grid=grid, stride=stride, mlp_ratio=stage.mlp_ratio,
+                    drop_path=rates[block_index], position=genome.position, qkv_bias=genome.qkv_bias,
+                    **_mixer_options(stage),
+                )
+                layers.append(block)
+                grid, in_dim, stride = block.grid, stage.dim, 1
+                block_index += 1
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+        self.grid = grid
+        self.norm = make_norm(get_mixer(genome.stages[-1].mixer).mlp_norm, in_dim)
+        # CoAtNet/MaxViT head: a pre-logits Linear + tanh after pooling, then the classifier.
+        self.pre_logits: nn.Module = (
+            nn.Sequential(nn.Linear(in_dim, genome.head_hidden), nn.Tanh()) if genome.head_hidden else nn.Identity()
+        )
+        self.head = nn.Linear(genome.head_hidden or in_dim, genome.num_classes)
+        self.num_features = in_dim
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, N, C_last]
+        x = self.stem(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        for stage in self.stages:
+            x = stage(x)
+        return self.norm(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:  # [B, N, C] -> [B, classes]
+        pooled = x[:, 0] if self.cls_token is not None else x.mean(dim=1)
+        return self.head(self.pre_logits(pooled))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_model(genome: Genome) -> VisionNet:
+    """Build the network for ``genome`` (pure: same genome and seed -> same module and weights)."""
+    import nas.layers  # noqa: F401  (registers the mixers)
+
+    return VisionNet(genome)
