@@ -32,9 +32,20 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep library chatter (Optuna's INFO lines) out of the CLI's output."""
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    _quiet_libraries()
     try:
         result = args.func(args)
     except NasError as exc:

@@ -21,7 +21,12 @@ def read_document(path: str | Path, error: type[Exception] = GenomeError) -> Any
     path = Path(path)
     if not path.is_file():
         raise error(f"file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not a YAML or JSON text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror})") from None
     try:
         if path.suffix == ".json":
             return json.loads(text)
@@ -41,8 +46,8 @@ def load_genome(spec: str | Path | Mapping[str, Any] | Genome, **overrides: Any)
     ``overrides`` (``image_size=32``, ``num_classes=10``) replace top-level fields; ``None`` values
     are ignored so CLI flags that were not given pass straight through.
     """
-    if isinstance(spec, (Genome, Mapping)):
-        return parse_genome(spec, **overrides)
+    if not isinstance(spec, (str, Path)):
+        return parse_genome(spec, **overrides)  # a mapping or genome; anything else is rejected there
     text = str(spec)
     if text in PRESETS:
         return parse_genome(PRESETS[text].genome, **overrides)

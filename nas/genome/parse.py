@@ -115,7 +115,11 @@ def _parse_stage(i: int, doc: Any) -> Stage:
         if name == "heads":
             heads = _int(f"{where}.heads", raw) if raw is not None else max(1, dim // 64)
             if dim % heads:
-                raise GenomeError(f"{where}: dim {dim} is not divisible by heads {heads}")
+                small = [h for h in range(1, math.isqrt(dim) + 1) if dim % h == 0]
+                divisors = ", ".join(str(h) for h in sorted({*small, *(dim // h for h in small)}))
+                raise GenomeError(
+                    f"{where}.heads {heads} does not divide dim {dim}; allowed: a divisor of {dim} ({divisors})"
+                )
             values["heads"] = heads
             continue
         raw = STAGE_DEFAULTS[name] if raw is None else raw
@@ -155,8 +159,13 @@ def _expand_shorthand(doc: dict[str, Any]) -> list[dict[str, Any]]:
         raise GenomeError(f"layout must be a string such as 'C-C-T-T', got {layout!r}")
     t_mixer = doc.pop("transformer_mixer", "attention")
     if t_mixer not in ATTENTION_MIXERS:
-        raise GenomeError(f"transformer_mixer must be one of {', '.join(sorted(ATTENTION_MIXERS))}; got {t_mixer!r}")
+        raise GenomeError(
+            f"transformer_mixer must be one of {', '.join(sorted(ATTENTION_MIXERS))}; got {t_mixer!r}"
+            f"{closest(str(t_mixer), ATTENTION_MIXERS)}"
+        )
     letters = [c for c in layout.upper() if c not in "-_ "]
+    if not letters:
+        raise GenomeError(f"layout {layout!r} has no stages; write one letter per stage, such as 'C-C-T-T'")
     letter_map = {**MIXER_LETTERS, "T": t_mixer}
     for c in letters:
         if c not in letter_map:
@@ -190,7 +199,8 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     if isinstance(doc, Genome):
         doc = doc.to_dict()
     if not isinstance(doc, Mapping):
-        raise GenomeError(f"a genome must be a mapping of fields, got {type(doc).__name__}")
+        got = "an empty document" if doc is None else type(doc).__name__
+        raise GenomeError(f"a genome must be a mapping of fields, got {got}")
     doc = {k: v for k, v in doc.items() if k not in IGNORED_KEYS}
     doc.update({k: v for k, v in overrides.items() if v is not None})
     known = GENOME_FIELDS + SHORTHAND_FIELDS + PER_STAGE_SHORTHAND
@@ -209,17 +219,25 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     stages = tuple(_parse_stage(i, s) for i, s in enumerate(raw_stages))
 
     stem = _choice("stem", doc.get("stem", "patch"), "stem")
+    # Only attention mixes the spatial tokens into the cls token; stages after the last attention stage
+    # pass it through (shift, MBConv leave it alone), so their features would never reach the head.
+    reads_cls = stages[-1].mixer in ATTENTION_MIXERS
     fields: dict[str, Any] = {
         "stages": stages,
         "image_size": _int("image_size", doc.get("image_size", 224)),
         "in_channels": _int("in_channels", doc.get("in_channels", 3)),
         "num_classes": _int("num_classes", doc.get("num_classes", 1000), minimum=2),
         "stem": stem,
-        "pool": _choice("pool", doc.get("pool", "cls" if len(stages) == 1 else "mean"), "pool"),
+        "pool": _choice("pool", doc.get("pool", "cls" if len(stages) == 1 and reads_cls else "mean"), "pool"),
         "position": _choice("position", doc.get("position", "absolute"), "position"),
         "downsample": _choice("downsample", doc.get("downsample", "merge" if stem == "patch" else "pool"), "downsample"),
         "qkv_bias": _bool("qkv_bias", doc.get("qkv_bias", True)),
     }
+    if fields["pool"] == "cls" and not reads_cls:
+        raise GenomeError(
+            f"pool 'cls' needs the last stage to be attention or reattention, got stages[{len(stages) - 1}].mixer "
+            f"{stages[-1].mixer!r} (only attention writes the image into the cls token); use pool: mean"
+        )
     drop_path = _float("drop_path", doc.get("drop_path", 0.0))
     if not 0 <= drop_path < 1:
         raise GenomeError(f"drop_path must be in [0, 1), got {drop_path:g}")

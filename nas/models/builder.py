@@ -49,7 +49,8 @@ class VisionNet(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, stem_dim)) if prefix else None
         self.pos_embed = nn.Parameter(torch.zeros(1, grid.tokens, stem_dim)) if genome.position == "absolute" else None
 
-        rates = torch.linspace(0, genome.drop_path, genome.depth).tolist()
+        # On the CPU so that a build under ``torch.device("meta")`` (parameter counting) still gets floats.
+        rates = torch.linspace(0, genome.drop_path, genome.depth, device="cpu").tolist()
         stages: list[nn.Module] = []
         in_dim, block_index = stem_dim, 0
         for i, stage in enumerate(genome.stages):

@@ -1,0 +1,68 @@
+"""Accuracy and speed of the 32x32 presets trained briefly on a dataset (default: mnist5k, 5 epochs).
+
+Prints one row per preset: epochs, val_acc, seconds, training img/s, with the recipe used. Timings
+depend on the machine and on whatever else runs on it; nothing here asserts on them.
+
+    python benchmarks/train_presets.py [--presets vit_cifar coatnet_cifar] [--epochs 5] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from nas.cli.common import print_table
+from nas.data import load_dataset
+from nas.genome import load_genome
+from nas.runtime import device_name, pick_device
+from nas.train import train
+from nas.train.recipes import family, recommended_config
+
+PRESETS = ("coatnet_cifar", "shiftvit_cifar", "vit_cifar", "deepvit_cifar")
+TARGETS = {"coatnet_cifar": 0.97, "shiftvit_cifar": 0.95, "vit_cifar": 0.85, "deepvit_cifar": 0.85}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", default=list(PRESETS))
+    ap.add_argument("--data", default="mnist5k")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--batch-size", type=int, dest="batch_size")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--warmup", type=float, dest="warmup_epochs")
+    ap.add_argument("--weight-decay", type=float, dest="weight_decay")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--verbose", action="store_true", help="print every epoch")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(args.data, seed=args.seed)
+    rows = []
+    for name in args.presets:
+        genome = load_genome(name)
+        config = recommended_config(genome, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                    warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
+                                    device=args.device)
+        report = (lambda e, n=name: print(n, json.dumps({k: round(v, 4) for k, v in e.items()}), flush=True)) \
+            if args.verbose else None
+        t0 = time.perf_counter()
+        result = train(genome, data, config, seed=args.seed, report=report)
+        seconds = time.perf_counter() - t0
+        target = TARGETS.get(name)
+        rows.append({
+            "preset": name, "family": family(genome), "params": result.params, "epochs": result.epochs,
+            "val_acc": round(result.val_acc, 4), "target": target if target is not None else "-",
+            "seconds": round(seconds, 1), "img_per_s": round(result.img_per_s, 1),
+            "bs": config.batch_size, "lr": config.lr, "warmup": config.warmup_epochs,
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    print_table(rows, title=f"{args.data}, {args.epochs} epochs, seed {args.seed}, "
+                            f"{device_name(pick_device(args.device))}")
+
+
+if __name__ == "__main__":
+    main()

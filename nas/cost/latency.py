@@ -1,0 +1,227 @@
+"""Measured cost: latency, throughput and peak memory of inference or of one training step.
+
+FLOPs are not time: ShiftViT's shift has zero FLOPs yet copies every activation, and attention's
+softmax and memory traffic go uncounted. Latency is the honest price of data movement and an
+objective in its own right.
+
+Timing is the median of ``repeats`` runs after ``warmup`` runs. On CUDA each run is bracketed by CUDA
+events (the GPU's own clock, no host synchronisation inside the run); on CPU the runs are timed
+with the host clock at the torch thread count of ``torch.utils.benchmark`` and summarised by its
+:class:`~torch.utils.benchmark.Measurement` (median, IQR). Peak memory is CUDA's max allocated bytes
+above the starting point, or on CPU the growth of the process's peak resident set (Linux
+``VmHWM``, reset through ``/proc/self/clear_refs`` where allowed; this also resets the process's
+peak-RSS mark that ``ru_maxrss`` reports, so read any earlier peak before measuring).
+"""
+from __future__ import annotations
+
+import copy
+import resource
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.errors import NasError
+from nas.genome.schema import Genome
+from nas.runtime import device_name, pick_device
+
+__all__ = ["LatencyReport", "measure_latency"]
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """Median latency of one call (a batch), its spread, throughput and peak memory.
+
+    ``mode`` is ``inference`` (eval, no autograd) or ``train_step`` (forward, cross-entropy,
+    backward, AdamW step).
+    """
+
+    latency_ms: float  # median wall time of one batch, ms
+    latency_iqr_ms: float  # interquartile range of the runs, ms
+    img_per_s: float  # batch_size / median latency
+    peak_mem_mb: float  # MiB: CUDA max allocated above the start, or CPU peak RSS growth
+    batch_size: int
+    image_size: int
+    mode: str
+    device: str  # cpu | cuda[:N]
+    device_name: str
+    warmup: int
+    repeats: int
+    memory_source: str  # what peak_mem_mb measures
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _CpuPeak:
+    """Growth of the peak resident set over a region: ``VmHWM`` reset via ``clear_refs`` (Linux >= 4.0)."""
+
+    def __enter__(self) -> "_CpuPeak":
+        self.base = _rss_kib("VmRSS")
+        self.reset = False
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.reset = True
+        except OSError:
+            pass
+        self.maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        peak = _rss_kib("VmHWM") if self.reset else None
+        if peak is not None and self.base is not None:
+            self.mb, self.source = max(0, peak - self.base) / 1024, "cpu peak RSS growth (VmHWM)"
+        else:  # ru_maxrss is the lifetime peak: growth shows only above an earlier peak
+            grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.maxrss0
+            grown_bytes = grown if sys.platform == "darwin" else grown * 1024  # bytes on macOS, KiB on Linux
+            self.mb, self.source = max(0, grown_bytes) / 2**20, "cpu ru_maxrss growth"
+
+
+def _resolve(
+    subject: nn.Module | Genome | str | Path | Mapping[str, Any], image_size: int | None
+) -> tuple[nn.Module, int, int]:
+    if isinstance(subject, nn.Module):
+        genome = getattr(subject, "genome", None)
+        size = image_size or (genome.image_size if genome is not None else None)
+        if size is None:
+            raise NasError("measuring a plain module needs image_size (its input resolution)")
+        return subject, size, genome.in_channels if genome is not None else 3
+    from nas.genome import load_genome
+    from nas.models import build_model
+
+    genome = load_genome(subject, image_size=image_size)
+    return build_model(genome), genome.image_size, genome.in_channels
+
+
+def measure_latency(
+    subject: nn.Module | Genome | str | Path | Mapping[str, Any],
+    *,
+    batch_size: int = 1,
+    device: str | torch.device | None = None,
+    train_step: bool = False,
+    warmup: int = 3,
+    repeats: int = 10,
+    image_size: int | None = None,
+) -> LatencyReport:
+    """Time ``subject`` (a network, or a genome/preset/file that is built first) on ``device``.
+
+    A network passed in is left as it was: the training step runs on a copy (its BatchNorm
+    statistics and weights would otherwise change) and the train/eval flag is restored.
+    """
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise NasError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    model, size, channels = _resolve(subject, image_size)
+    given = isinstance(subject, nn.Module)
+    was_training = model.training
+    if train_step and given:
+        model = copy.deepcopy(model)
+    original_device = next(model.parameters(), torch.empty(0)).device
+    model.to(dev)
+    num_classes = getattr(getattr(model, "head", None), "out_features", None)
+
+    x = torch.randn(batch_size, channels, size, size, device=dev)
+    step = _train_step(model, x, num_classes) if train_step else _inference(model, x)
+    try:
+        times, mem_mb, source = _time(step, dev, warmup, repeats)
+    except torch.OutOfMemoryError as exc:
+        raise NasError(f"out of memory measuring batch {batch_size} at {size}px on {dev}: {exc}") from None
+    finally:
+        if given and not train_step:
+            model.to(original_device)
+            model.train(was_training)
+
+    from torch.utils.benchmark import Measurement
+    from torch.utils.benchmark.utils.common import TaskSpec
+
+    summary = Measurement(
+        number_per_run=1,
+        raw_times=times,
+        task_spec=TaskSpec(stmt="train_step" if train_step else "forward", setup="", num_threads=torch.get_num_threads()),
+    )
+    median_ms = summary.median * 1e3
+    return LatencyReport(
+        latency_ms=median_ms,
+        latency_iqr_ms=summary.iqr * 1e3,
+        img_per_s=batch_size / summary.median,
+        peak_mem_mb=mem_mb,
+        batch_size=batch_size,
+        image_size=size,
+        mode="train_step" if train_step else "inference",
+        device=str(dev),
+        device_name=device_name(dev),
+        warmup=warmup,
+        repeats=repeats,
+        memory_source=source,
+    )
+
+
+def _inference(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    model.eval()
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, num_classes: int | None) -> Callable[[], None]:
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    labels = torch.randint(0, num_classes or 2, (x.shape[0],), device=x.device)
+
+    def run() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = F.cross_entropy(out, labels) if num_classes else out.float().mean()
+        loss.backward()
+        optimizer.step()
+
+    return run
+
+
+def _time(step: Callable[[], None], dev: torch.device, warmup: int, repeats: int) -> tuple[list[float], float, str]:
+    """Seconds per run (``repeats`` of them after ``warmup``), peak memory in MiB and what it measures."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        for _ in range(warmup):
+            step()
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
+        for start, end in events:
+            start.record()
+            step()
+            end.record()
+        torch.cuda.synchronize(dev)
+        times = [start.elapsed_time(end) / 1e3 for start, end in events]
+        peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+        return times, peak, "cuda max allocated"
+    from torch.utils.benchmark.utils.common import set_torch_threads
+
+    with set_torch_threads(torch.get_num_threads()), _CpuPeak() as mem:
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    return times, mem.mb, mem.source

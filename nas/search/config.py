@@ -1,0 +1,382 @@
+"""Study configs (``studies/*.yaml``): what to search, how each trial trains, and how trials run.
+
+A config is validated entirely at load, before anything starts, so a typo costs a second rather than
+a Ray cluster start-up: unknown keys name the closest known one, the search space is loaded and
+checked, the budget is checked by the trainer's own :class:`~nas.train.config.TrainConfig`.
+
+Numbers such as ``5.0e7`` and ``1e-3`` are read as floats (PyYAML follows YAML 1.1 and leaves them as
+strings); ``--set key.sub=value`` overrides are parsed the same way.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import ConfigError, closest
+
+__all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
+
+# Objective name -> its natural direction (used when objectives are given as a list).
+OBJECTIVES: dict[str, str] = {
+    "val_acc": "maximize", "val_loss": "minimize", "train_acc": "maximize", "train_loss": "minimize",
+    "flops": "minimize", "params": "minimize", "latency_ms": "minimize",
+}
+TRAINING_OBJECTIVES = ("val_acc", "val_loss", "train_acc", "train_loss")  # change from epoch to epoch
+CONSTRAINTS = ("flops", "params", "latency_ms")  # known from the cost model before training
+SAMPLERS = ("nsga2", "tpe", "random", "gp", "qmc")
+DIRECTIONS = ("maximize", "minimize")
+KEEP_CHECKPOINTS = ("pareto", "all", "none")
+SCHEDULERS = ("none", "asha")
+ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
+FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
+          "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
+          "reference_presets")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study name is also a directory and a DB key
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``5.0e7`` and ``1e-3`` are numbers, not strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study, validated. Build it with :func:`load_study_config` or :meth:`from_dict`."""
+
+    name: str
+    space: str  # absolute path of the search-space file
+    data: str  # dataset spec, NAME[:PATH]
+    objectives: dict[str, str]  # objective -> maximize | minimize, in the order Optuna reports values
+    budget: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every trial
+    constraints: dict[str, float] = field(default_factory=dict)  # upper bounds checked before training
+    sampler: str = "nsga2"
+    n_trials: int = 24
+    seed: int = 0
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})  # per trial
+    max_concurrent: int = 1
+    scheduler: dict[str, Any] | None = None  # None: every trial runs its whole budget; else ASHA's settings
+    storage: str | None = None  # SQLAlchemy URL; None: an SQLite file in the study directory
+    ray_address: str | None = None  # None or "local": a local Ray; "auto"; "ray://host:port"
+    keep_checkpoints: str = "none"
+    reference_presets: tuple[str, ...] = ()
+
+    # -- documents ---------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], *, base_dir: str | Path | None = None,
+                  label: str = "study config") -> "StudyConfig":
+        """Validate a config document; relative ``space`` paths resolve against ``base_dir``, then the cwd."""
+        return _Validator(label, base_dir).build(doc)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-YAML document that loads back to an equal config."""
+        return {
+            "name": self.name, "space": self.space, "data": self.data, "budget": dict(self.budget),
+            "objectives": dict(self.objectives), "constraints": dict(self.constraints), "sampler": self.sampler,
+            "n_trials": self.n_trials, "seed": self.seed, "resources": dict(self.resources),
+            "max_concurrent": self.max_concurrent,
+            "scheduler": "none" if self.scheduler is None else {"asha": dict(self.scheduler)},
+            "storage": self.storage, "ray_address": self.ray_address, "keep_checkpoints": self.keep_checkpoints,
+            "reference_presets": list(self.reference_presets),
+        }
+
+    # -- derived -----------------------------------------------------------------------------------
+    def directions(self) -> list[str]:
+        """Directions for ``optuna.create_study(directions=...)``, in objective order."""
+        return list(self.objectives.values())
+
+    def load_space(self) -> Any:
+        """The study's :class:`~nas.search.space.SearchSpace`."""
+        from nas.search.space import load_space
+
+        return load_space(self.space)
+
+    def make_sampler(self, constraints_func: Callable[..., Sequence[float]] | None = None) -> Any:
+        """The Optuna sampler named by ``sampler``, seeded with ``seed``; all of them handle several objectives.
+
+        Studies are short (tens of trials), so the model-based samplers start modelling after a third
+        of the budget (at most Optuna's usual 10 random trials) and NSGA-II's generations hold a third
+        of the budget (at most 50, its default) so that it evolves at least a few generations.
+        TPE runs multivariate with ``group=True`` because the spaces are conditional (heads exist only
+        for attention stages): grouping models each set of co-occurring parameters jointly.
+        """
+        import warnings
+
+        import optuna.samplers as s
+        from optuna.exceptions import ExperimentalWarning
+
+        startup = max(1, min(10, self.n_trials // 3))
+        with warnings.catch_warnings():  # TPE's group and QMC are experimental in Optuna; chosen knowingly
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            if self.sampler == "nsga2":
+                return s.NSGAIISampler(seed=self.seed, population_size=max(4, min(50, self.n_trials // 3)),
+                                       constraints_func=constraints_func)
+            if self.sampler == "tpe":
+                return s.TPESampler(seed=self.seed, multivariate=True, group=True, n_startup_trials=startup,
+                                    constraints_func=constraints_func)
+            if self.sampler == "gp":
+                return s.GPSampler(seed=self.seed, n_startup_trials=startup, constraints_func=constraints_func,
+                                   warn_independent_sampling=False)
+            if self.sampler == "qmc":
+                return s.QMCSampler(seed=self.seed, scramble=True, warn_independent_sampling=False,
+                                    warn_asynchronous_seeding=False)
+            return s.RandomSampler(seed=self.seed)
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"study config not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text) if path.suffix == ".json" else _yaml(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Read a study config file, apply ``--set key.sub=value`` overrides, validate everything."""
+    path = Path(path)
+    doc = _read(path)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{path}: a study config must be a mapping of keys, got {type(doc).__name__}")
+    for item in overrides:
+        key, sep, _ = str(item).partition("=")
+        key = key.split(".")[0].strip()
+        if sep and key and key not in FIELDS:
+            raise ConfigError(f"{path.name}: unknown key {key!r} in study config{closest(key, FIELDS)} "
+                              f"(from --set {item})")
+    doc = apply_overrides(doc, overrides)
+    doc.setdefault("name", path.stem)
+    return StudyConfig.from_dict(doc, base_dir=path.parent, label=path.name)
+
+
+def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``doc`` with each ``key.sub=value`` applied; values are parsed as YAML.
+
+    Missing mappings on the way are created, and a non-mapping on the way (``scheduler: none`` under
+    ``--set scheduler.asha.grace_period=2``) is replaced: whether the result is allowed is for the
+    schema that validates the document to say.
+    """
+    out = copy.deepcopy(dict(doc))
+    for item in overrides:
+        key, sep, raw = str(item).partition("=")
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or not all(parts):
+            raise ConfigError(f"--set expects key.sub=value, got {item!r}")
+        try:
+            value = _yaml(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item}: the value is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        node = out
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = dict(node[part]) if isinstance(node.get(part), Mapping) else {}
+            node = node[part]
+        node[parts[-1]] = value
+    return out
+
+
+class _Validator:
+    """Turns a document into a :class:`StudyConfig`; every message starts with the config's name."""
+
+    def __init__(self, label: str, base_dir: str | Path | None) -> None:
+        self.label, self.base_dir = label, Path(base_dir) if base_dir is not None else None
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.label}: {message}")
+
+    def mapping(self, where: str, value: Any, known: Sequence[str] | None = None, what: str = "key") -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(f"{where} must be a mapping, got {value!r}")
+        for key in value if known is not None else ():
+            if key not in known:
+                raise self.error(f"unknown {what} {key!r} in {where}{closest(str(key), known)}; "
+                                 f"known: {', '.join(known)}")
+        return dict(value)
+
+    def number(self, where: str, value: Any, *, minimum: float, strict: bool, integer: bool = False) -> Any:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self.error(f"{where} must be a number, got {value!r}") from None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if integer:
+            ok = ok and float(value).is_integer()
+        if not ok or (value <= minimum if strict else value < minimum):
+            kind = "a whole number" if integer else "a number"
+            raise self.error(f"{where} must be {kind} {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        return int(value) if integer else float(value)
+
+    def choice(self, where: str, value: Any, allowed: Sequence[str]) -> str:
+        if value not in allowed:
+            raise self.error(f"{where} must be one of {', '.join(allowed)}; "
+                             f"got {value!r}{closest(str(value), allowed)}")
+        return str(value)
+
+    def build(self, raw: Mapping[str, Any]) -> StudyConfig:
+        doc = self.mapping("study config", raw, FIELDS)
+        for key in ("space", "data", "objectives"):
+            if doc.get(key) is None:
+                raise self.error(f"{key} is missing")
+        name = doc.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {name!r}")
+        objectives = self.objectives(doc["objectives"])
+        budget = self.budget(doc.get("budget"))
+        default_sampler = "nsga2" if len(objectives) > 1 else "tpe"
+        return StudyConfig(
+            name=name, space=self.space(doc["space"]), data=self.data(doc["data"]), objectives=objectives,
+            budget=budget, constraints=self.constraints(doc.get("constraints")),
+            sampler=self.choice("sampler", doc.get("sampler") or default_sampler, SAMPLERS),
+            n_trials=self.number("n_trials", doc.get("n_trials", 24), minimum=1, strict=False, integer=True),
+            seed=self.number("seed", doc.get("seed", 0), minimum=0, strict=False, integer=True),
+            resources=self.resources(doc.get("resources")),
+            max_concurrent=self.number("max_concurrent", doc.get("max_concurrent", 1), minimum=1, strict=False,
+                                       integer=True),
+            scheduler=self.scheduler(doc.get("scheduler"), objectives, budget),
+            storage=self.storage(doc.get("storage")), ray_address=self.ray_address(doc.get("ray_address")),
+            keep_checkpoints=self.choice("keep_checkpoints", doc.get("keep_checkpoints") or "none", KEEP_CHECKPOINTS),
+            reference_presets=self.presets(doc.get("reference_presets")),
+        )
+
+    # -- fields ------------------------------------------------------------------------------------
+    def space(self, value: Any) -> str:
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise self.error(f"space must be the path of a search-space file, got {value!r}")
+        path = Path(value).expanduser()
+        candidates = [path] if path.is_absolute() else [(self.base_dir or Path.cwd()) / path, Path.cwd() / path]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            tried = " or ".join(str(p) for p in dict.fromkeys(candidates))
+            raise self.error(f"space: search-space file {str(value)!r} not found (looked at {tried})")
+        from nas.search.space import load_space
+
+        load_space(found)  # a bad space fails now, not when the first trial starts
+        return str(found.resolve())
+
+    def data(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"data must be a dataset spec such as mnist5k or cifar10:PATH, got {value!r}")
+        try:
+            from nas.data.registry import parse_data_spec
+        except ImportError:  # the data package is optional at config time
+            return value.strip()
+        from nas.errors import DataError
+
+        try:
+            parse_data_spec(value)
+        except DataError as exc:
+            raise self.error(f"data: {exc}") from None
+        return value.strip()
+
+    def objectives(self, value: Any) -> dict[str, str]:
+        if isinstance(value, (list, tuple)):  # names only: each takes its natural direction
+            for name in value:
+                self.choice("objective", name, tuple(OBJECTIVES))
+            value = {name: OBJECTIVES[name] for name in value}
+        doc = self.mapping("objectives", value, tuple(OBJECTIVES), "objective")
+        if not doc:
+            raise self.error(f"objectives is empty; give at least one of {', '.join(OBJECTIVES)}")
+        return {k: self.choice(f"objectives.{k}", v, DIRECTIONS) for k, v in doc.items()}
+
+    def budget(self, value: Any) -> dict[str, Any]:
+        doc = self.mapping("budget", value)
+        try:
+            from nas.train.config import TrainConfig
+        except ImportError:  # pragma: no cover - the trainer validates it when it runs
+            return doc
+        try:
+            TrainConfig.from_dict(doc)
+        except ConfigError as exc:
+            raise self.error(f"budget: {str(exc).removeprefix('train config: ')}") from None
+        return doc
+
+    def constraints(self, value: Any) -> dict[str, float]:
+        doc = self.mapping("constraints", value, CONSTRAINTS, "constraint")
+        return {k: self.number(f"constraints.{k}", v, minimum=0, strict=True) for k, v in doc.items() if v is not None}
+
+    def resources(self, value: Any) -> dict[str, float]:
+        doc = self.mapping("resources", value, ("cpu", "gpu"))
+        out = {"cpu": self.number("resources.cpu", doc.get("cpu", 1), minimum=0, strict=True),
+               "gpu": self.number("resources.gpu", doc.get("gpu", 0), minimum=0, strict=False)}
+        for k, v in out.items():
+            if v > 1 and not v.is_integer():  # Ray's rule: fractions only below one unit
+                raise self.error(f"resources.{k} above 1 must be a whole number (fractions share one device), "
+                                 f"got {v:g}")
+        return out
+
+    def scheduler(self, value: Any, objectives: dict[str, str], budget: dict[str, Any]) -> dict[str, Any] | None:
+        if value is None or value == "none":
+            return None
+        if isinstance(value, str):
+            value = {self.choice("scheduler", value, SCHEDULERS): None}
+        doc = self.mapping("scheduler", value, SCHEDULERS, "scheduler")
+        if len(doc) != 1:
+            raise self.error(f"scheduler must name one scheduler, got {sorted(doc)}")
+        kind, settings = next(iter(doc.items()))
+        if kind == "none":
+            return None
+        settings = {**ASHA_DEFAULTS, **self.mapping("scheduler.asha", settings, tuple(ASHA_DEFAULTS))}
+        out = {"grace_period": self.number("scheduler.asha.grace_period", settings["grace_period"], minimum=1,
+                                           strict=False, integer=True),
+               "reduction_factor": self.number("scheduler.asha.reduction_factor", settings["reduction_factor"],
+                                               minimum=1, strict=True)}
+        if not any(k in TRAINING_OBJECTIVES for k in objectives):
+            raise self.error(f"scheduler asha stops trials by a training metric, but the objectives "
+                             f"({', '.join(objectives)}) include none of {', '.join(TRAINING_OBJECTIVES)}")
+        epochs = budget.get("epochs")
+        if isinstance(epochs, int) and out["grace_period"] > epochs:
+            raise self.error(f"scheduler.asha.grace_period {out['grace_period']} exceeds budget.epochs {epochs}")
+        return out
+
+    def storage(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _URL.match(value):
+            raise self.error(f"storage must be null (an SQLite file in the study directory) or an SQLAlchemy URL "
+                             f"such as sqlite:///study.db or postgresql://user@host/db, got {value!r}")
+        return value
+
+    def ray_address(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if text in ("auto", "local") or re.match(r"^ray://[^:/\s]+:\d+$", text):
+            return text
+        raise self.error(f"ray_address must be null, local, auto or ray://host:port, got {value!r}")
+
+    def presets(self, value: Any) -> tuple[str, ...]:
+        names = [value] if isinstance(value, str) else list(value or [])
+        from nas.genome.presets import PRESETS
+
+        for name in names:
+            if name not in PRESETS:
+                raise self.error(f"reference_presets: unknown preset {name!r}{closest(str(name), PRESETS)}; "
+                                 f"see `nas presets`")
+        return tuple(names)

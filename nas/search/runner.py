@@ -1,0 +1,243 @@
+"""Run a study: Optuna samples, Ray Tune runs the trials, the study directory keeps everything.
+
+``run_study`` starts (or resumes) a study in a directory: trials a killed driver left RUNNING are
+queued again, finished trials are never repeated, and the run continues until ``n_trials`` trials
+have finished. Ray is started locally unless the config names a cluster address.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from nas.errors import ConfigError
+from nas.search.objective import TrialContext, run_trial
+from nas.search.records import trials_frame
+from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue_interrupted, storage_url
+
+__all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary"]
+
+# Fields that may change when a study is resumed; any other difference means a different study.
+RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address")
+
+
+def _trainable(config: dict[str, Any], ctx: TrialContext) -> None:
+    from ray import tune
+
+    run_trial(config, ctx, report=tune.report)
+
+
+def _save_or_check_config(config: Any, study_dir: Path) -> None:
+    path = study_dir / STUDY_FILE
+    doc = config.to_dict()
+    if path.exists():
+        saved = yaml.safe_load(path.read_text()) or {}
+        for key in sorted(set(saved) | set(doc)):
+            if key not in RESUMABLE_FIELDS and saved.get(key) != doc.get(key):
+                raise ConfigError(
+                    f"{study_dir} holds a study whose {key!r} is {saved.get(key)!r}, not {doc.get(key)!r}; "
+                    f"resume it with `nas study resume {study_dir}` or choose another --out"
+                )
+    study_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tmp.replace(path)  # atomic: a kill never leaves half a config
+
+
+def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
+    """Create or open the Optuna study of ``config`` in ``study_dir`` and re-queue interrupted trials."""
+    _save_or_check_config(config, study_dir)
+    storage = open_storage(storage_url(study_dir, config.storage))
+    study = optuna.create_study(
+        study_name=config.name, storage=storage, directions=config.directions(), load_if_exists=True
+    )
+    study.set_user_attr("objectives", list(config.objectives))
+    study.set_user_attr("directions", config.directions())
+    study.set_user_attr("config", config.to_dict())
+    requeue_interrupted(study)
+    return study
+
+
+def write_trials_csv(study: optuna.Study, study_dir: Path, objectives: list[str]) -> Path:
+    frame = trials_frame(study, objectives)
+    path = study_dir / "trials.csv"
+    tmp = path.with_suffix(".tmp")
+    frame.drop(columns=[c for c in ("sampled",) if c in frame], errors="ignore").to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def study_summary(study: optuna.Study, objectives: list[str]) -> dict[str, Any]:
+    """Counts per state, best accuracy and the Pareto front (Optuna's non-dominated sorting)."""
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    front = study.best_trials if states.get("COMPLETE") else []
+    best_acc = None
+    if "val_acc" in objectives:
+        accs = [t.values[objectives.index("val_acc")] for t in trials if t.state == TrialState.COMPLETE]
+        best_acc = max(accs) if accs else None
+    infeasible = sum(1 for t in trials if t.user_attrs.get("infeasible"))
+    return {"states": states, "infeasible": infeasible, "best_val_acc": best_acc, "front": front}
+
+
+class _Progress:
+    """One line per finished trial: its outcome and the study's running totals."""
+
+    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int, searcher: Any = None) -> None:
+        self.study, self.objectives, self.n_trials, self.searcher = study, objectives, n_trials, searcher
+        self.start = time.time()
+
+    def __call__(self, trial: optuna.trial.FrozenTrial) -> None:
+        s = study_summary(self.study, self.objectives)
+        states = s["states"]
+        done = sum(states.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
+        running = 0
+        if self.searcher is not None:
+            running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials))
+        attrs = trial.user_attrs
+        what = attrs.get("status", trial.state.name.lower())
+        if trial.values is not None:
+            what += " " + " ".join(f"{k}={_fmt(v)}" for k, v in zip(self.objectives, trial.values))
+        elif attrs.get("error"):
+            what += f" ({attrs['error'][:80]})"
+        elif attrs.get("violations"):
+            what += " " + " ".join(f"{k}={_fmt(v)}>limit" for k, v in attrs["violations"].items())
+        best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
+        print(
+            f"[{done:>3}/{self.n_trials}] trial {trial.number:>3} {attrs.get('key', '')} {what} | "
+            f"done {states.get('COMPLETE', 0)} running {running} failed {states.get('FAIL', 0)} "
+            f"pruned {states.get('PRUNED', 0)} | best val_acc {best} front {len(s['front'])} "
+            f"| {time.time() - self.start:.0f}s",
+            flush=True,
+        )
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float) and abs(v) >= 1e4:
+        return f"{v:.3g}"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _init_ray(address: str | None) -> bool:
+    """Start a local Ray (or connect to ``address``); returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # infeasible trials report no accuracy
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no status tables, our progress lines only
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # results live in the Optuna storage
+    kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if address in (None, "", "local"):
+        kwargs.update(address="local", include_dashboard=False)
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:
+        raise ConfigError(f"ray_address {address!r}: cannot start or reach Ray: {type(exc).__name__}: {exc}") from None
+    return True
+
+
+def _scheduler(config: Any, epochs: int | None) -> Any:
+    sched = config.scheduler
+    if not sched:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    objectives = list(config.objectives)
+    metric = "val_acc" if "val_acc" in objectives else objectives[0]
+    mode = "max" if config.objectives[metric] == "maximize" else "min"
+    return ASHAScheduler(
+        time_attr="epoch", metric=metric, mode=mode, max_t=max(1, int(epochs or 1)),
+        grace_period=int(sched.get("grace_period", 1)), reduction_factor=float(sched.get("reduction_factor", 2)),
+    )
+
+
+def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) the study of ``config`` in ``study_dir`` until ``n_trials`` trials have finished."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from nas.search.searcher import StudySearcher
+
+    study_dir = Path(study_dir).resolve()
+    study = prepare_study(config, study_dir)
+    objectives = list(config.objectives)
+    remaining = config.n_trials - finished_count(study)
+    started_ray = False
+    if remaining > 0:
+        from nas.data import load_dataset
+
+        data = load_dataset(config.data, seed=config.seed)  # fail early on a bad data spec
+        space = config.load_space()
+        fixed = {"in_channels": data.channels, "num_classes": data.num_classes}
+
+        def suggest_genome(trial: Any) -> dict[str, Any]:
+            from nas.genome import parse_genome
+
+            return parse_genome(space.suggest(trial), **fixed).to_dict()
+
+        budget = dict(config.budget)
+        ctx = TrialContext(
+            study_dir=str(study_dir), data=config.data, budget=budget, objectives=tuple(objectives),
+            constraints=dict(config.constraints), seed=config.seed, keep_checkpoints=config.keep_checkpoints,
+        )
+        searcher = StudySearcher(
+            suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
+            epochs=budget.get("epochs"), study_name=config.name, storage=study._storage,
+            sampler=config.make_sampler(),
+        )
+        progress = _Progress(searcher.study, objectives, config.n_trials, searcher)
+        if not quiet:
+            searcher._on_complete = progress
+            print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
+        started_ray = _init_ray(config.ray_address)
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, ctx=ctx),
+            {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=_scheduler(config, budget.get("epochs")), num_samples=remaining,
+                max_concurrent_trials=config.max_concurrent, reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(study_dir / "ray"), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+                callbacks=[JsonLoggerCallback()],  # result.json only: TensorBoard/CSV loggers are off
+            ),
+        )
+        try:
+            tuner.fit()
+        finally:
+            requeue_interrupted(study)  # nothing stays RUNNING, whatever happened
+            write_trials_csv(study, study_dir, objectives)
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+    write_trials_csv(study, study_dir, objectives)
+    if config.keep_checkpoints == "pareto":
+        _prune_checkpoints(study, study_dir)
+    return study_summary(study, objectives)
+
+
+def _prune_checkpoints(study: optuna.Study, study_dir: Path) -> None:
+    """Keep the checkpoints of the Pareto front only."""
+    keep = {t.user_attrs.get("key") for t in (study.best_trials if finished_count(study) else [])}
+    folder = study_dir / "checkpoints"
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.pt"):
+        if path.stem not in keep:
+            path.unlink()
+

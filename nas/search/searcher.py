@@ -1,0 +1,96 @@
+"""Optuna's search driving Ray Tune, with trial outcomes recorded truthfully.
+
+Ray's ``OptunaSearch`` tells Optuna COMPLETE for any trial that reported a value, including one an
+early-stopping scheduler cut short; :class:`StudySearcher` records such a trial PRUNED (with the
+epoch reached), a failed one FAIL (with its error), an infeasible one PRUNED (``infeasible``), and
+only a trial that ran its whole budget COMPLETE. It also stores the trial's genome, cost, metrics
+and provenance as user attributes, and hands an already-trained architecture its earlier result.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from nas.search.records import classify_result
+
+__all__ = ["StudySearcher"]
+
+
+class StudySearcher(OptunaSearch):
+    def __init__(
+        self,
+        *,
+        suggest_genome: Callable[[Any], dict[str, Any]],
+        objectives: list[str],
+        directions: list[str],
+        epochs: float | None,
+        study_name: str,
+        storage: optuna.storages.BaseStorage,
+        sampler: optuna.samplers.BaseSampler,
+        on_complete: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    ) -> None:
+        self._suggest_genome = suggest_genome
+        self._objectives = list(objectives)
+        self._epochs = epochs
+        self._on_complete = on_complete
+        self._known: dict[str, dict[str, Any]] = {}  # genome key -> earlier COMPLETE result
+        super().__init__(
+            space=self._define_by_run,
+            metric=list(objectives),
+            mode=["max" if d == "maximize" else "min" for d in directions],
+            sampler=sampler,
+            study_name=study_name,
+            storage=storage,
+        )
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            self._remember(trial)
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._ot_study
+
+    def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
+        key = trial.user_attrs.get("key")
+        if key and key not in self._known and trial.user_attrs.get("status") != "reused":
+            keep = ("val_acc", "val_loss", "train_acc", "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s",
+                    "params", "flops", "flops_unit", "latency_ms", "history", "device", "checkpoint")
+            self._known[key] = {k: trial.user_attrs[k] for k in keep if k in trial.user_attrs} | {"number": trial.number}
+
+    def _define_by_run(self, trial: Any) -> dict[str, Any]:
+        genome = self._suggest_genome(trial)  # canonical genome document
+        from nas.genome import parse_genome
+
+        key = parse_genome(genome).key
+        trial.set_user_attr("genome", genome)
+        trial.set_user_attr("key", key)
+        return {"genome": genome, "key": key, "reuse": self._known.get(key)}
+
+    def save(self, checkpoint_path: str) -> None:
+        """The Optuna storage is the study's checkpoint; Ray's pickle of the searcher is not needed."""
+        with open(checkpoint_path, "wb") as fh:
+            fh.write(b"")
+
+    def restore(self, checkpoint_path: str) -> None:
+        return  # resuming reads the Optuna storage (see nas.search.runner.run_study)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        return  # multi-objective: Optuna takes no intermediate values
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        outcome = classify_result(result, error, self._objectives, self._epochs)
+        for name, value in outcome.attrs.items():
+            ot_trial.set_user_attr(name, value)
+        self._ot_study.tell(ot_trial, outcome.values, state=outcome.state)
+        self._completed_trials.add(trial_id)
+        frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+        if outcome.state == TrialState.COMPLETE:
+            self._remember(frozen)
+        if self._on_complete is not None:
+            self._on_complete(frozen)

@@ -1,0 +1,138 @@
+"""The training recipe as one frozen, validated value."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nas.errors import ConfigError, closest
+
+__all__ = ["TrainConfig"]
+
+_AMP = ("auto", "bf16", "off")
+_AUTO_BOOL = ("auto", True, False)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one network. Defaults suit short runs of small networks on small images."""
+
+    # Budget. ``epochs`` fixes the schedule's length; ``seconds`` is a wall-clock cap that stops at the
+    # end of the batch that crosses it (with only ``seconds``, the cosine follows elapsed time).
+    epochs: int | None = 5
+    seconds: float | None = None
+    batch_size: int = 128  # small sets (4,000 images) need enough steps per epoch to learn in 5 epochs
+    lr: float = 1e-3  # peak AdamW learning rate, reached at the end of the warm-up
+    weight_decay: float = 0.05  # decoupled; never applied to norms, biases or position tables
+    warmup_epochs: float = 1.0  # linear warm-up (fractions allowed: the schedule is per step); attention
+    # layers are unstable under a full learning rate from random init
+    min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio rather than zero
+    label_smoothing: float = 0.1  # softer targets: better calibrated, less over-fitting on small sets
+    grad_clip: float | None = 1.0  # max global grad norm; guards the first steps of attention nets
+    subset: int | None = None  # train on only the first N training images after a seeded shuffle
+    val_subset: int | None = None  # evaluate on only the first N validation images (quick searches)
+    augment: bool = True  # random crop with zero padding, plus horizontal flip where the data allows it
+    crop_pad: int = 4  # padding of the random crop, pixels (4 is the CIFAR convention)
+    eval_batch_size: int = 500  # evaluation has no backward pass: larger batches are cheaper
+    amp: str = "auto"  # auto: bf16 autocast on CUDA only (CPU bf16 is slower than float32); bf16 | off
+    compile: bool = False  # torch.compile the model; CUDA only (on CPU the compile time outweighs the gain)
+    channels_last: str | bool = "auto"  # auto: on CUDA for models with real (overlapping) convolutions
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    save_path: str | None = None  # write the final state dict here (torch.save)
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "epochs", integer=True, optional=True)
+        _check_positive(self, "seconds", optional=True)
+        if self.epochs is None and self.seconds is None:
+            raise ConfigError("train config: give epochs, seconds or both (both are null)")
+        _check_positive(self, "batch_size", integer=True)
+        _check_positive(self, "lr")
+        _check_positive(self, "eval_batch_size", integer=True)
+        _check_positive(self, "subset", integer=True, optional=True)
+        _check_positive(self, "val_subset", integer=True, optional=True)
+        _check_positive(self, "grad_clip", optional=True)
+        for name, lo, hi in (("weight_decay", 0.0, None), ("warmup_epochs", 0.0, None),
+                             ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None)):
+            value = getattr(self, name)
+            if value < lo or (hi is not None and value > hi):
+                allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+                raise ConfigError(f"train config: {name} must be {allowed}, got {value!r}")
+        if self.amp not in _AMP:
+            raise ConfigError(f"train config: amp must be one of {', '.join(_AMP)}, got {self.amp!r}"
+                              f"{closest(str(self.amp), _AMP)}")
+        if self.channels_last not in _AUTO_BOOL or isinstance(self.channels_last, int) and not isinstance(
+                self.channels_last, bool):
+            raise ConfigError(f"train config: channels_last must be auto, true or false, got {self.channels_last!r}")
+
+    # -- documents ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A validated copy with fields changed; ``None`` values are dropped so unset CLI flags pass."""
+        unknown = [k for k in changes if k not in _FIELD_TYPES]
+        if unknown:
+            raise ConfigError(_unknown_message(unknown[0]))
+        return TrainConfig.from_dict({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any] | None) -> "TrainConfig":
+        """Build from a mapping (a YAML ``train:`` block); unknown keys and wrong types are errors."""
+        if doc is None:
+            return cls()
+        if not isinstance(doc, Mapping):
+            raise ConfigError(f"train config must be a mapping of field: value, got {type(doc).__name__}")
+        values: dict[str, Any] = {}
+        for key, value in doc.items():
+            if key not in _FIELD_TYPES:
+                raise ConfigError(_unknown_message(str(key)))
+            values[key] = _coerce(str(key), value)
+        return cls(**values)
+
+
+def _unknown_message(key: str) -> str:
+    return f"train config: unknown field {key!r}{closest(key, _FIELD_TYPES)}; known: {', '.join(_FIELD_TYPES)}"
+
+
+def _allowed_types(hint: Any) -> tuple[type, ...]:
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) else (hint,)
+    return tuple(type(None) if a is None else a for a in args)
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    name: _allowed_types(hint) for name, hint in typing.get_type_hints(TrainConfig).items()
+}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check a value against the field's type; ints are accepted for floats (YAML writes ``1`` for 1.0)."""
+    allowed = _FIELD_TYPES[key]
+    if isinstance(value, bool):
+        if bool in allowed:
+            return value
+    elif value is None:
+        if type(None) in allowed:
+            return None
+    elif isinstance(value, int) and int in allowed:
+        return value
+    elif isinstance(value, (int, float)) and float in allowed:
+        return float(value)
+    elif isinstance(value, str) and str in allowed:
+        return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise ConfigError(f"train config: {key} must be {names}, got {type(value).__name__} {value!r}")
+
+
+def _check_positive(cfg: TrainConfig, name: str, *, integer: bool = False, optional: bool = False) -> None:
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    if integer:
+        ok = ok and isinstance(value, int)
+    if not ok:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"train config: {name} must be {kind}{' or null' if optional else ''}, got {value!r}")

@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny genomes that build and run in milliseconds on one CPU core."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nas.genome import Genome, parse_genome
+
+# A one-stage ViT on 16x16 images: 4x4 patches -> a 4x4 grid + cls, dim 32, 2 heads of 16.
+TINY_DOC: dict[str, Any] = {
+    "image_size": 16,
+    "num_classes": 4,
+    "patch_size": 4,
+    "layout": "A",
+    "depths": 1,  # scalars apply to every stage, so a test may change only the layout
+    "dims": 32,
+    "heads": 2,
+    "mlp_ratio": 2,
+}
+
+
+@pytest.fixture
+def tiny_genome() -> Callable[..., Genome]:
+    """Factory: ``tiny_genome(layout="S-A", dims=[16, 32])`` -> a validated genome.
+
+    Keyword arguments replace fields of :data:`TINY_DOC`; ``None`` removes one, so a test can fall
+    back to the parser's default.
+    """
+
+    def make(**changes: Any) -> Genome:
+        doc = {**TINY_DOC, **changes}
+        return parse_genome({k: v for k, v in doc.items() if v is not None})
+
+    return make

@@ -1,0 +1,313 @@
+"""Genome parsing: both spellings, canonical keys, file round trips and every kind of bad input."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nas.cli.main import main
+from nas.errors import GenomeError, NasError
+from nas.genome import PRESETS, Genome, Stage, genome_to_yaml, load_genome, parse_genome, save_genome
+
+# One small pyramid written both ways: shift, shift, attention, re-attention on 32x32 images.
+EXPLICIT: dict[str, Any] = {
+    "image_size": 32,
+    "num_classes": 10,
+    "patch_size": 2,
+    "stages": [
+        {"mixer": "shift", "depth": 1, "dim": 16, "mlp_ratio": 2, "shift_ratio": 0.125},
+        {"mixer": "shift", "depth": 2, "dim": 32, "mlp_ratio": 2, "shift_ratio": 0.125},
+        {"mixer": "attention", "depth": 1, "dim": 64, "heads": 4, "mlp_ratio": 2},
+        {"mixer": "reattention", "depth": 1, "dim": 128, "heads": 4, "mlp_ratio": 2, "reattn_norm": "layer"},
+    ],
+}
+SHORTHAND: dict[str, Any] = {
+    "image_size": 32,
+    "num_classes": 10,
+    "patch_size": 2,
+    "layout": "S-S-A-T",
+    "transformer_mixer": "reattention",
+    "depths": [1, 2, 1, 1],
+    "dims": [16, 32, 64, 128],
+    "heads": 4,  # also given for the shift stages, where it does not apply and is dropped
+    "mlp_ratio": 2.0,
+    "shift_ratio": "1/8",
+    "reattn_norm": "layer",
+}
+
+
+def _tiny(**changes: Any) -> dict[str, Any]:
+    """A valid one-stage shorthand document with ``changes`` applied."""
+    return {"image_size": 16, "num_classes": 4, "patch_size": 4, "layout": "A", "depths": 1, "dims": 32,
+            "heads": 2, **changes}
+
+
+# -- spellings and the canonical key ------------------------------------------------------------------
+def test_both_spellings_give_one_genome_and_key() -> None:
+    a, b = parse_genome(EXPLICIT), parse_genome(SHORTHAND)
+    assert a == b
+    assert a.key == b.key
+    assert re.fullmatch(r"[0-9a-f]{12}", a.key)
+    assert a.layout == "S-S-A-R"
+    assert [s.heads for s in a.stages] == [None, None, 4, 4]  # heads dropped where it does not apply
+    assert a.stages[0].shift_ratio == 0.125 and a.stages[2].shift_ratio is None
+
+
+def test_inapplicable_fields_are_dropped_in_either_spelling() -> None:
+    explicit = json.loads(json.dumps(EXPLICIT))
+    explicit["stages"][0].update(heads=3, expansion=6, reattn_norm="batch")  # none applies to shift
+    assert parse_genome(explicit).key == parse_genome(EXPLICIT).key
+
+
+def test_per_stage_lists_equal_scalars() -> None:
+    lists = {**SHORTHAND, "heads": [7, None, 4, 4], "mlp_ratio": [2, 2, 2, 2],
+             "shift_ratio": [0.125, "1/8", None, None]}
+    assert parse_genome(lists).key == parse_genome(SHORTHAND).key
+
+
+def test_key_ignores_key_order_and_number_spelling() -> None:
+    reordered = dict(reversed(list(EXPLICIT.items())))
+    reordered["stages"] = [dict(reversed(list(s.items()))) for s in EXPLICIT["stages"]]
+    reordered["image_size"] = 32.0  # an integral float is the same size
+    assert parse_genome(reordered).key == parse_genome(EXPLICIT).key
+
+
+def test_key_is_stable() -> None:
+    """Stored trials are found by key: the canonical document of a genome must not drift silently."""
+    assert load_genome("vit_cifar").key == "bb60de6fd64c"
+
+
+def test_key_changes_with_any_field() -> None:
+    base = parse_genome(EXPLICIT)
+    assert base.replace(num_classes=100).key != base.key
+    assert base.replace(drop_path=0.1).key != base.key
+
+
+def test_parse_does_not_modify_the_callers_document() -> None:
+    doc = json.loads(json.dumps(SHORTHAND))
+    parse_genome(doc)
+    assert doc == SHORTHAND
+
+
+def test_fraction_strings_are_the_papers_ratios() -> None:
+    g = parse_genome(_tiny(layout="S", shift_ratio="1/12", dims=96))
+    assert g.stages[0].shift_ratio == 1 / 12
+
+
+def test_defaults_are_filled_in() -> None:
+    g = parse_genome({"layout": "A", "depths": [12], "dims": [192]})
+    assert g.stages == (Stage(mixer="attention", depth=12, dim=192, heads=3, mlp_ratio=4.0),)  # heads = dim // 64
+    assert (g.image_size, g.num_classes, g.patch_size, g.pool, g.position) == (224, 1000, 16, "cls", "absolute")
+    assert parse_genome({"layout": "S", "depths": 2, "dims": 96}).pool == "mean"  # no cls without attention
+    pyramid = parse_genome({"layout": "C-C-T-T", "stem": "conv", "depths": 1, "dims": [32, 64, 128, 256]})
+    assert (pyramid.pool, pyramid.downsample, pyramid.stem_dim, pyramid.patch_size) == ("mean", "pool", 32, None)
+    assert pyramid.stages[0].to_dict() == {"mixer": "conv", "depth": 1, "dim": 32, "expansion": 4.0, "se_ratio": 0.25}
+
+
+def test_stage_resolutions() -> None:
+    assert parse_genome(EXPLICIT).stage_resolutions() == [16, 8, 4, 2]  # 32 / patch 2, then halving
+    conv = parse_genome({"layout": "C-C-T-T", "stem": "conv", "stem_stride": 1, "image_size": 32, "depths": 1,
+                         "dims": [32, 64, 128, 256]})
+    assert conv.stage_resolutions() == [16, 8, 4, 2]  # S1 halves the stem's 32x32 too
+
+
+def test_overrides_replace_top_level_fields() -> None:
+    g = load_genome("vit_cifar", image_size=64, num_classes=None)
+    assert (g.image_size, g.num_classes) == (64, 10)
+
+
+def test_metadata_is_ignored() -> None:
+    assert parse_genome({**EXPLICIT, "metadata": {"trial": 3}, "name": "x"}).key == parse_genome(EXPLICIT).key
+
+
+# -- files --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
+def test_file_round_trip(tmp_path: Path, suffix: str) -> None:
+    g = parse_genome(SHORTHAND)
+    path = save_genome(g, tmp_path / "sub" / f"genome{suffix}", metadata={"source": "test"})
+    again = load_genome(path)
+    assert again == g and again.key == g.key
+    assert load_genome(str(path)) == g
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_every_preset_round_trips(tmp_path: Path, suffix: str) -> None:
+    for name in PRESETS:
+        g = load_genome(name)
+        assert load_genome(save_genome(g, tmp_path / f"{name}{suffix}")) == g, name
+
+
+def test_yaml_text_is_the_canonical_document() -> None:
+    g = parse_genome(EXPLICIT)
+    doc = yaml.safe_load(genome_to_yaml(g, metadata={"score": 0.5}))
+    assert doc.pop("metadata") == {"score": 0.5}
+    assert doc == g.to_dict()
+    assert "layout" not in doc and doc["stages"][0] == {
+        "mixer": "shift", "depth": 1, "dim": 16, "mlp_ratio": 2.0, "shift_ratio": 0.125}
+
+
+def test_genome_is_frozen() -> None:
+    g = parse_genome(EXPLICIT)
+    with pytest.raises(AttributeError):
+        g.image_size = 64  # type: ignore[misc]
+    assert isinstance(g, Genome)
+
+
+# -- bad input: one error type, naming the field, the value and what is allowed -----------------------
+BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
+    ("unknown mixer", {"image_size": 16, "patch_size": 4, "stages": [{"mixer": "atention", "depth": 1, "dim": 32}]},
+     r"unknown mixer 'atention' at stages\[0\]\.mixer; did you mean 'attention'\?; known: attention, conv, "
+     r"reattention, shift"),
+    ("unknown key", _tiny(imagesize=32), r"unknown key 'imagesize' in genome; did you mean 'image_size'\?"),
+    ("unknown stage key", {"image_size": 16, "patch_size": 4,
+                           "stages": [{"mixer": "attention", "depth": 1, "dim": 32, "head": 2}]},
+     r"unknown key 'head' in stages\[0\]; did you mean 'heads'\?"),
+    ("unknown transformer mixer", _tiny(layout="T", transformer_mixer="reatention"),
+     r"transformer_mixer must be one of attention, reattention; got 'reatention'; did you mean 'reattention'\?"),
+    ("unknown layout letter", _tiny(layout="A-X", depths=1, dims=32),
+     r"layout 'A-X': unknown letter 'X'; allowed: C \(conv\), A \(attention\)"),
+    ("unknown choice", _tiny(pool="meen"), r"pool must be one of cls, mean; got 'meen'; did you mean 'mean'\?"),
+    ("heads", _tiny(layout="A-A", dims=[32, 48], heads=[2, 5]),
+     r"stages\[1\]\.heads 5 does not divide dim 48; allowed: a divisor of 48 \(1, 2, 3, 4, 6, 8, 12, 16, 24, 48\)"),
+    ("shift_ratio above", _tiny(layout="S", shift_ratio=0.3),
+     r"stages\[0\]\.shift_ratio must be in \(0, 0\.25\].*got 0\.3"),
+    ("shift_ratio zero", _tiny(layout="S", shift_ratio=0), r"stages\[0\]\.shift_ratio must be in \(0, 0\.25\].*got 0$"),
+    ("shift_ratio too small for dim", _tiny(layout="S", shift_ratio=0.01),
+     r"stages\[0\]: shift_ratio 0\.01 of dim 32 shifts no channel"),
+    ("depth < 1", _tiny(depths=0), r"stages\[0\]\.depth must be >= 1, got 0"),
+    ("negative dim", _tiny(dims=-32), r"stages\[0\]\.dim must be >= 1, got -32"),
+    ("zero image size", _tiny(image_size=0), r"image_size must be >= 1, got 0"),
+    ("zero patch size", _tiny(patch_size=0), r"patch_size must be >= 1, got 0"),
+    ("one class", _tiny(num_classes=1), r"num_classes must be >= 2, got 1"),
+    ("negative mlp_ratio", _tiny(mlp_ratio=-1), r"stages\[0\]\.mlp_ratio must be > 0, got -1"),
+    ("zero expansion", _tiny(layout="C", stem="conv", patch_size=None, expansion=0),
+     r"stages\[0\]\.expansion must be > 0, got 0"),
+    ("se_ratio", _tiny(layout="C", stem="conv", patch_size=None, se_ratio=2),
+     r"stages\[0\]\.se_ratio must be in \[0, 1\]"),
+    ("drop_path", _tiny(drop_path=1.0), r"drop_path must be in \[0, 1\), got 1"),
+    ("image not divisible", _tiny(image_size=30), r"image_size 30 is not divisible by the total downsampling 4 "
+                                                  r"\(patch_size 4 x 2\^0 stage reductions\)"),
+    ("pyramid not divisible", _tiny(layout="A-A-A", image_size=40),
+     r"image_size 40 is not divisible by the total downsampling 16 \(patch_size 4 x 2\^2"),
+    ("conv stem not divisible", {"layout": "C-C-T-T", "stem": "conv", "image_size": 48, "depths": 1, "dims": 32},
+     r"image_size 48 is not divisible by the total downsampling 32 \(stem_stride 2 x 2\^4"),
+    ("empty stages", {"stages": [], "image_size": 16}, r"stages must be a non-empty list, got \[\]"),
+    ("empty layout", _tiny(layout="--"), r"layout '--' has no stages"),
+    ("no stages", {"image_size": 16}, r"stages is missing"),
+    ("list length", _tiny(layout="A-A", depths=[1, 2, 3]), r"depths has 3 entries but the layout has 2 stages"),
+    ("both spellings", {**_tiny(), "stages": [{"mixer": "attention", "depth": 1, "dim": 32}]},
+     r"give either stages or layout, not both"),
+    ("shorthand without layout", {"stages": [{"mixer": "attention", "depth": 1, "dim": 32}], "heads": 2},
+     r"heads is a shorthand field and needs layout"),
+    ("string depth", _tiny(depths="two"), r"stages\[0\]\.depth must be an integer, got 'two'"),
+    ("fractional depth", _tiny(depths=1.5), r"stages\[0\]\.depth must be an integer, got 1\.5"),
+    ("boolean size", _tiny(image_size=True), r"image_size must be an integer, got True"),
+    ("string ratio", _tiny(mlp_ratio="wide"), r"stages\[0\]\.mlp_ratio must be a number, got 'wide'"),
+    ("string flag", _tiny(qkv_bias="yes"), r"qkv_bias must be true or false, got 'yes'"),
+    ("stages not a list", {"stages": "A", "image_size": 16}, r"stages must be a non-empty list, got 'A'"),
+    ("stage not a mapping", {"stages": [3], "image_size": 16}, r"stages\[0\] must be a mapping"),
+    ("stage field missing", {"stages": [{"mixer": "attention", "depth": 1}]}, r"stages\[0\]\.dim is missing"),
+    ("document not a mapping", [1, 2], r"a genome must be a mapping of fields, got list"),
+    ("stem option on patch stem", _tiny(stem_dim=16), r"stem_dim applies to stem: conv only"),
+    ("cls without attention", _tiny(layout="A-S", dims=[32, 64], pool="cls"),
+     r"pool 'cls' needs the last stage to be attention or reattention, got stages\[1\]\.mixer 'shift'"),
+]
+
+
+@pytest.mark.parametrize("doc,pattern", [(d, p) for _, d, p in BAD_DOCUMENTS], ids=[i for i, _, _ in BAD_DOCUMENTS])
+def test_bad_documents_are_rejected_with_their_message(doc: Any, pattern: str) -> None:
+    with pytest.raises(GenomeError, match=pattern):
+        load_genome(doc)
+
+
+def test_genome_error_is_the_one_user_error_type() -> None:
+    assert issubclass(GenomeError, NasError) and issubclass(GenomeError, ValueError)
+
+
+@pytest.mark.parametrize("doc,pattern", [(d, p) for _, d, p in BAD_DOCUMENTS[:8]],
+                         ids=[i for i, _, _ in BAD_DOCUMENTS[:8]])
+def test_bad_files_name_the_file(tmp_path: Path, doc: Any, pattern: str) -> None:
+    for path in (tmp_path / "g.yaml", tmp_path / "g.json"):
+        path.write_text(yaml.safe_dump(doc) if path.suffix == ".yaml" else json.dumps(doc))
+        with pytest.raises(GenomeError, match=re.escape(str(path)) + ": " + pattern):
+            load_genome(path)
+
+
+BAD_FILES: list[tuple[str, str, bytes, str]] = [
+    ("malformed YAML", "g.yaml", b"layout: A\ndepths: [1, 2\n", r"g\.yaml: malformed YAML at line 3, column 1"),
+    ("malformed JSON", "g.json", b'{"layout": "A",}', r"g\.json: malformed JSON at line 1, column 16"),
+    ("empty file", "g.yaml", b"", r"g\.yaml: a genome must be a mapping of fields, got an empty document"),
+    ("scalar document", "g.yaml", b"vit_cifar\n", r"g\.yaml: a genome must be a mapping of fields, got str"),
+    ("binary file", "g.yml", b"\x80\x04\x95weights", r"g\.yml: not a YAML or JSON text file"),
+]
+
+
+@pytest.mark.parametrize("name,data,pattern", [f[1:] for f in BAD_FILES], ids=[f[0] for f in BAD_FILES])
+def test_unreadable_files(tmp_path: Path, name: str, data: bytes, pattern: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(GenomeError, match=pattern):
+        load_genome(path)
+
+
+def test_missing_file_and_unknown_preset(tmp_path: Path) -> None:
+    with pytest.raises(GenomeError, match=r"file not found: .*missing\.yaml"):
+        load_genome(tmp_path / "missing.yaml")
+    with pytest.raises(GenomeError, match=r"no preset or genome file named 'vit_cifr'; did you mean 'vit_cifar'\?"):
+        load_genome("vit_cifr")
+    with pytest.raises(GenomeError, match=r"file not found"):
+        load_genome(tmp_path)  # a directory is not a genome file
+
+
+# -- nas validate --------------------------------------------------------------------------------------
+def test_validate_a_valid_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.models import build_model
+
+    genome = parse_genome(SHORTHAND)
+    path = save_genome(genome, tmp_path / "g.yaml")
+    assert main(["validate", str(path)]) == 0
+    params = sum(p.numel() for p in build_model(genome).parameters())
+    assert capsys.readouterr().out == f"valid: {genome.key} (S-S-A-R, {params:,} params)\n"
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("heads.yaml", yaml.safe_dump(_tiny(layout="A-A", dims=[32, 48], heads=[2, 5])),
+     "stages[1].heads 5 does not divide dim 48; allowed: a divisor of 48"),
+    ("mixer.json", json.dumps({"stages": [{"mixer": "atention", "depth": 1, "dim": 32}]}),
+     "unknown mixer 'atention' at stages[0].mixer; did you mean 'attention'?"),
+    ("broken.yaml", "stages: [{mixer: attention\n", "malformed YAML at line 2"),
+])
+def test_validate_an_invalid_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str,
+                                  message: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: {path}: {message}")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_validate_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: file not found: {tmp_path / 'nope.yaml'}\n"
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    """The installed ``nas`` script, as a user runs it, on a file that is not a genome."""
+    path = tmp_path / "g.yaml"
+    path.write_text("layout: A\ndepths: [1]\ndims: [30]\nheads: 4\n")
+    script = shutil.which("nas")
+    command = [script] if script else [sys.executable, "-m", "nas.cli.main"]
+    done = subprocess.run([*command, "validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {path}: stages[0].heads 4 does not divide dim 30; allowed: a divisor of 30 " \
+                          "(1, 2, 3, 5, 6, 10, 15, 30)\n"
+    assert done.stdout == ""
