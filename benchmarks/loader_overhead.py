@@ -13,10 +13,10 @@ import argparse
 import statistics
 import time
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from nas.cli.common import print_table
 from nas.data import DeviceLoader, fit_images, load_dataset
 from nas.genome import load_genome
 from nas.models import build_model
@@ -79,11 +79,17 @@ def main() -> None:
     ratios = [b[1] / a[1] for a, b in zip(with_loader, without)]
     rows = [{"round": i + 1, "loader_img_s": round(a[0] / a[1], 1), "premade_img_s": round(b[0] / b[1], 1),
              "ratio": round(r, 3)} for i, (a, b, r) in enumerate(zip(with_loader, without, ratios))]
-    print_table(rows, title=f"{args.preset} on {args.data}, batch {args.batch_size}, {device_name(device)}")
+    _print(rows, f"{args.preset} on {args.data}, batch {args.batch_size}, {device_name(device)}")
     total = sum(b[1] for b in without) / sum(a[1] for a in with_loader)
     print(f"throughput ratio loader/pre-made: {total:.3f} over all rounds, median per round "
           f"{statistics.median(ratios):.3f}")
     print(f"loader alone (index + crop + flip + normalize): {loader_only:,.0f} img/s")
+
+
+def _print(rows: list[dict], title: str) -> None:
+    """Plain text, so that the whole table survives a log file or a narrow pipe."""
+    print(title)
+    print(pd.DataFrame(rows).to_string(index=False))
 
 
 if __name__ == "__main__":

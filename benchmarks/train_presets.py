@@ -11,9 +11,9 @@ import argparse
 import json
 import time
 
+import pandas as pd
 import torch
 
-from nas.cli.common import print_table
 from nas.data import load_dataset
 from nas.genome import load_genome
 from nas.runtime import device_name, pick_device
@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=float, dest="warmup_epochs")
     ap.add_argument("--weight-decay", type=float, dest="weight_decay")
+    ap.add_argument("--crop-pad", type=int, dest="crop_pad")
+    ap.add_argument("--label-smoothing", type=float, dest="label_smoothing")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--verbose", action="store_true", help="print every epoch")
     args = ap.parse_args()
@@ -46,6 +48,7 @@ def main() -> None:
         genome = load_genome(name)
         config = recommended_config(genome, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                     warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
+                                    crop_pad=args.crop_pad, label_smoothing=args.label_smoothing,
                                     device=args.device)
         report = (lambda e, n=name: print(n, json.dumps({k: round(v, 4) for k, v in e.items()}), flush=True)) \
             if args.verbose else None
@@ -57,11 +60,17 @@ def main() -> None:
             "preset": name, "family": family(genome), "params": result.params, "epochs": result.epochs,
             "val_acc": round(result.val_acc, 4), "target": target if target is not None else "-",
             "seconds": round(seconds, 1), "img_per_s": round(result.img_per_s, 1),
-            "bs": config.batch_size, "lr": config.lr, "warmup": config.warmup_epochs,
+            "bs": config.batch_size, "lr": config.lr, "warmup": config.warmup_epochs, "crop_pad": config.crop_pad,
         })
         print(json.dumps(rows[-1]), flush=True)
-    print_table(rows, title=f"{args.data}, {args.epochs} epochs, seed {args.seed}, "
-                            f"{device_name(pick_device(args.device))}")
+    _print(rows, f"{args.data}, {args.epochs} epochs, seed {args.seed}, "
+                 f"{device_name(pick_device(args.device))}")
+
+
+def _print(rows: list[dict], title: str) -> None:
+    """Plain text, so that the whole table survives a log file or a narrow pipe."""
+    print(title)
+    print(pd.DataFrame(rows).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--train-step", action="store_true", help="with --latency: time a training step, not inference")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs before timing (default 3)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs; the median is reported (default 10)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads while timing (default: torch's)")
     p.add_argument("--cache", default=None, metavar="DIR", help="study directory whose cost cache to read and fill")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency:
         latency = measure_latency(
             genome, batch_size=args.batch, device=args.device, train_step=args.train_step,
-            warmup=args.warmup, repeats=args.repeats,
+            warmup=args.warmup, repeats=args.repeats, threads=args.threads,
         )
 
     if args.json:

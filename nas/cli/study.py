@@ -34,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
 
+    report = study_sub.add_parser("report", help="write plots, tables and an HTML report of a study")
+    report.add_argument("dir", help="study directory")
+    report.add_argument("--out", metavar="FOLDER", help="report folder (default: <DIR>/report)")
+    report.add_argument("--json", action="store_true", help="print the files written and the hypervolume as JSON")
+    report.set_defaults(func=_report)
+
 
 def _study_config(path: Path, overrides: list[str]) -> Any:
     from nas.search.config import load_study_config
@@ -79,8 +85,25 @@ def _status(args: argparse.Namespace) -> int:
     return _finish(_saved_config(Path(args.dir)), Path(args.dir), args.json)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from nas.analysis.report import write_report
+
+    result = write_report(args.dir, args.out)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    for name, path in result.files.items():
+        print(f"{name:12s} {path}")
+    hv = result.hypervolume
+    if hv is not None:
+        print(f"hypervolume {hv.value:.6g}" + (f" ({hv.fraction:.4f} of the box)" if hv.fraction is not None else "")
+              + " with reference point " + ", ".join(f"{k}={v:.4g}" for k, v in hv.reference.items()))
+    return 0
+
+
 def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
-    """The ``--json`` status: name, n_trials, states, trials, pareto."""
+    """The ``--json`` status: name, n_trials, states, trials, pareto, hypervolume (and its reference point)."""
+    from nas.analysis.pareto import hypervolume_summary
     from nas.search.records import trial_record
     from nas.search.runner import study_summary
     from nas.search.storage import load_optuna_study
@@ -88,6 +111,7 @@ def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
     study = load_optuna_study(study_dir, config.name, config.storage)
     objectives = list(config.objectives)
     summary = study_summary(study, objectives)
+    hv = hypervolume_summary(study, config.objectives, config.constraints)
     trials = []
     for t in study.get_trials(deepcopy=False):
         rec = trial_record(t, objectives)
@@ -103,6 +127,7 @@ def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
         "name": config.name, "dir": str(study_dir), "n_trials": config.n_trials, "objectives": config.objectives,
         "states": summary["states"], "infeasible": summary["infeasible"], "best_val_acc": summary["best_val_acc"],
         "trials": trials, "pareto": pareto,
+        "hypervolume": None if hv is None else hv.value, "hv_reference": None if hv is None else hv.reference,
     }
 
 

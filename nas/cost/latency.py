@@ -5,9 +5,9 @@ softmax and memory traffic go uncounted. Latency is the honest price of data mov
 objective in its own right.
 
 Timing is the median of ``repeats`` runs after ``warmup`` runs. On CUDA each run is bracketed by CUDA
-events (the GPU's own clock, no host synchronisation inside the run); on CPU the runs are timed
-with the host clock at the torch thread count of ``torch.utils.benchmark`` and summarised by its
-:class:`~torch.utils.benchmark.Measurement` (median, IQR). Peak memory is CUDA's max allocated bytes
+events (the GPU's own clock, no host synchronisation inside the run); on CPU each run is timed with
+the host clock under ``torch.utils.benchmark``'s thread-count guard, and the runs are summarised by
+its :class:`~torch.utils.benchmark.Measurement` (median, IQR). Peak memory is CUDA's max allocated bytes
 above the starting point, or on CPU the growth of the process's peak resident set (Linux
 ``VmHWM``, reset through ``/proc/self/clear_refs`` where allowed; this also resets the process's
 peak-RSS mark that ``ru_maxrss`` reports, so read any earlier peak before measuring).
@@ -118,14 +118,35 @@ def measure_latency(
     warmup: int = 3,
     repeats: int = 10,
     image_size: int | None = None,
+    threads: int | None = None,
 ) -> LatencyReport:
     """Time ``subject`` (a network, or a genome/preset/file that is built first) on ``device``.
 
     A network passed in is left as it was: the training step runs on a copy (its BatchNorm
-    statistics and weights would otherwise change) and the train/eval flag is restored.
+    statistics and weights would otherwise change) and the train/eval flag is restored. ``threads``
+    sets torch's CPU thread count for the measurement (default: as it is); CPU latency depends on it
+    strongly, more so on a shared machine, so it is part of the report's ``device_name``.
     """
     if batch_size < 1 or repeats < 1 or warmup < 0:
         raise NasError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _measure(subject, batch_size, device, train_step, warmup, repeats, image_size)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(
+    subject: nn.Module | Genome | str | Path | Mapping[str, Any],
+    batch_size: int,
+    device: str | torch.device | None,
+    train_step: bool,
+    warmup: int,
+    repeats: int,
+    image_size: int | None,
+) -> LatencyReport:
     dev = device if isinstance(device, torch.device) else pick_device(device)
     model, size, channels = _resolve(subject, image_size)
     given = isinstance(subject, nn.Module)

@@ -75,7 +75,9 @@ class Attention(nn.Module):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
         """Softmax attention of ``[B, heads, N, d]`` tensors (fused unless maps are recorded)."""
-        if not self.record:
+        # Fused unless maps are recorded; with a learned bias on CPU the fused kernel falls back to a
+        # general path that is slower than two matmuls (benchmarks/mixer_speed.py), so it is skipped there.
+        if not self.record and (bias is None or q.is_cuda):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         attn = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # [B, heads, N, N]
         if bias is not None:

@@ -1,7 +1,7 @@
 """MBConv (CoAtNet's convolution block, after MobileNetV2/EfficientNet), in pre-activation form.
 
 ``x + Proj1x1(SE(GELU(BN(DW3x3(GELU(BN(Expand1x1(BN(x)))))))))``: the expansion is the block's
-inverted bottleneck, so a conv stage has no separate MLP. With ``stride=2`` the depthwise conv
+inverted bottleneck, so a conv stage has no separate MLP. With ``stride=2`` the expansion conv
 halves the grid (the block's shortcut then pools and projects, see :mod:`nas.layers.block`).
 """
 from __future__ import annotations
@@ -52,10 +52,10 @@ class MBConv(nn.Module):
         self.grid = grid.halved() if stride == 2 else grid
         mid = max(1, int(round(dim * expansion)))  # expansion of the output width, as CoAtNet
         self.norm = nn.BatchNorm2d(in_dim)
-        self.expand = nn.Sequential(nn.Conv2d(in_dim, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.GELU())
-        self.dw = nn.Sequential(
-            nn.Conv2d(mid, mid, 3, stride=stride, padding=1, groups=mid, bias=False), nn.BatchNorm2d(mid), nn.GELU()
-        )
+        # The stride sits on the 1x1 expansion, as CoAtNet's appendix A.1 writes the downsampling block
+        # Conv(DepthConv(Conv(Norm(x), stride=2))): the x4-wide tensor is never made at full resolution.
+        self.expand = nn.Sequential(nn.Conv2d(in_dim, mid, 1, stride=stride, bias=False), nn.BatchNorm2d(mid), nn.GELU())
+        self.dw = nn.Sequential(nn.Conv2d(mid, mid, 3, padding=1, groups=mid, bias=False), nn.BatchNorm2d(mid), nn.GELU())
         reduced = max(1, int(in_dim * se_ratio))
         self.se = SqueezeExcite(mid, reduced) if se_ratio > 0 else nn.Identity()
         self.project = nn.Conv2d(mid, dim, 1)

@@ -32,6 +32,7 @@ class TrialContext:
     constraints: Mapping[str, float] = field(default_factory=dict)
     seed: int = 0
     keep_checkpoints: str = "none"  # none | pareto | all: pareto keeps all, then prunes after the study
+    collapse: bool = False  # ablations: DeepViT's attention-collapse metric on validation images after training
 
     @property
     def needs_latency(self) -> bool:
@@ -69,6 +70,10 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
     base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": library_versions()}
+    if config.get("duplicate_of_running"):  # the searcher hands this trial the original's outcome
+        final = {**base, "status": "duplicate", "final": True, "duration_s": time.perf_counter() - start}
+        report(final)
+        return final
     reuse = config.get("reuse")
     if reuse:  # this architecture was already trained in the study: its result stands
         final = {**reuse, **base, "status": "reused", "reused_from": reuse.get("number"), "final": True,
@@ -102,6 +107,11 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
             report({**base, **metrics, "status": "running", "final": False})
 
         result = train(genome, data, train_config, seed=ctx.seed, report=on_epoch)
+        collapse: dict[str, Any] = {}
+        if ctx.collapse:  # the trained model is at hand only here; the metric joins the final report
+            from nas.ablation.collapse import collapse_metrics
+
+            collapse = collapse_metrics(result.model, data, genome.image_size)
     except Exception as exc:  # recorded FAIL with its message; the study goes on
         final = {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "final": True,
                  "duration_s": time.perf_counter() - start}
@@ -109,7 +119,7 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         return final
     metrics = result.to_dict()
     final = {
-        **base, **{k: v for k, v in metrics.items() if k != "history"},
+        **base, **{k: v for k, v in metrics.items() if k != "history"}, **collapse,
         "epoch": history[-1]["epoch"] if history else 0, "history": metrics.get("history", history),
         "checkpoint": checkpoint, "status": "complete", "final": True, "duration_s": time.perf_counter() - start,
     }

@@ -20,13 +20,13 @@ from nas.search.objective import TrialContext, run_trial
 from nas.search.records import trials_frame
 from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue_interrupted, storage_url
 
-__all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary"]
+__all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary", "init_ray", "trial_trainable"]
 
 # Fields that may change when a study is resumed; any other difference means a different study.
 RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address")
 
 
-def _trainable(config: dict[str, Any], ctx: TrialContext) -> None:
+def trial_trainable(config: dict[str, Any], ctx: TrialContext) -> None:
     from ray import tune
 
     run_trial(config, ctx, report=tune.report)
@@ -125,15 +125,20 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _init_ray(address: str | None) -> bool:
+def quiet_tune() -> None:
+    """Tune settings read in the driver: our progress lines only, results in the Optuna storage."""
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # infeasible trials report no accuracy
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no status tables
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV loggers
+
+
+def init_ray(address: str | None) -> bool:
     """Start a local Ray (or connect to ``address``); returns True when this call started it."""
     import ray
 
+    quiet_tune()
     if ray.is_initialized():
         return False
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # infeasible trials report no accuracy
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no status tables, our progress lines only
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # results live in the Optuna storage
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address in (None, "", "local"):
         kwargs.update(address="local", include_dashboard=False)
@@ -146,6 +151,15 @@ def _init_ray(address: str | None) -> bool:
     return True
 
 
+def _sampler(config: Any, study: optuna.Study) -> optuna.samplers.BaseSampler:
+    """The study's sampler; on resume its seed moves on by the number of stored trials, so a resumed
+    run does not replay the first run's random draws (which would propose the same architectures)."""
+    import dataclasses
+
+    n = len(study.get_trials(deepcopy=False))
+    return (dataclasses.replace(config, seed=config.seed + n) if n else config).make_sampler()
+
+
 def _scheduler(config: Any, epochs: int | None) -> Any:
     sched = config.scheduler
     if not sched:
@@ -155,8 +169,10 @@ def _scheduler(config: Any, epochs: int | None) -> Any:
     objectives = list(config.objectives)
     metric = "val_acc" if "val_acc" in objectives else objectives[0]
     mode = "max" if config.objectives[metric] == "maximize" else "min"
+    # max_t one past the budget: ASHA stops any trial that reaches max_t, and a trial that has run
+    # its whole budget must still deliver its final report (rungs below the budget are unchanged).
     return ASHAScheduler(
-        time_attr="epoch", metric=metric, mode=mode, max_t=max(1, int(epochs or 1)),
+        time_attr="epoch", metric=metric, mode=mode, max_t=max(1, int(epochs or 1)) + 1,
         grace_period=int(sched.get("grace_period", 1)), reduction_factor=float(sched.get("reduction_factor", 2)),
     )
 
@@ -193,15 +209,15 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dic
         searcher = StudySearcher(
             suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
             epochs=budget.get("epochs"), study_name=config.name, storage=study._storage,
-            sampler=config.make_sampler(),
+            sampler=_sampler(config, study),
         )
         progress = _Progress(searcher.study, objectives, config.n_trials, searcher)
         if not quiet:
             searcher._on_complete = progress
             print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
-        started_ray = _init_ray(config.ray_address)
+        started_ray = init_ray(config.ray_address)
         trainable = tune.with_resources(
-            tune.with_parameters(_trainable, ctx=ctx),
+            tune.with_parameters(trial_trainable, ctx=ctx),
             {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
         )
         tuner = tune.Tuner(
@@ -228,6 +244,9 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dic
     write_trials_csv(study, study_dir, objectives)
     if config.keep_checkpoints == "pareto":
         _prune_checkpoints(study, study_dir)
+    from nas.search.references import record_references
+
+    record_references(config, study, study_dir, quiet=quiet)  # reference presets, hypervolume reference point
     return study_summary(study, objectives)
 
 

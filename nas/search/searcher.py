@@ -38,6 +38,9 @@ class StudySearcher(OptunaSearch):
         self._epochs = epochs
         self._on_complete = on_complete
         self._known: dict[str, dict[str, Any]] = {}  # genome key -> earlier COMPLETE result
+        self._in_flight: dict[str, str] = {}  # genome key -> Ray trial id training it now
+        self._pending: dict[str, list[str]] = {}  # genome key -> trials waiting for that training
+        self._finished: dict[str, optuna.trial.FrozenTrial] = {}  # genome key -> trial that trained it here
         super().__init__(
             space=self._define_by_run,
             metric=list(objectives),
@@ -67,7 +70,12 @@ class StudySearcher(OptunaSearch):
         key = parse_genome(genome).key
         trial.set_user_attr("genome", genome)
         trial.set_user_attr("key", key)
-        return {"genome": genome, "key": key, "reuse": self._known.get(key)}
+        if key in self._known:
+            return {"genome": genome, "key": key, "reuse": self._known[key]}
+        if key in self._in_flight:  # being trained right now: wait for that result instead
+            return {"genome": genome, "key": key, "reuse": None, "duplicate_of_running": True}
+        self._in_flight[key] = "?"  # claimed; the trial id is not known inside define-by-run
+        return {"genome": genome, "key": key, "reuse": None}
 
     def save(self, checkpoint_path: str) -> None:
         """The Optuna storage is the study's checkpoint; Ray's pickle of the searcher is not needed."""
@@ -83,8 +91,25 @@ class StudySearcher(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        if result:  # Ray flattens nested dicts ("versions/torch"); store them as they were reported
+            from ray.tune.utils.util import unflatten_dict
+
+            result = unflatten_dict(result)
+        key = (result or {}).get("key") or self._ot_trials[trial_id].user_attrs.get("key")
+        if (result or {}).get("status") == "duplicate" and not error:
+            if key in self._finished:  # the original finished first: share its outcome now
+                self._tell(trial_id, _copy_outcome(self._finished[key]))
+            else:  # told when the original finishes
+                self._pending.setdefault(key, []).append(trial_id)
+            return
+        frozen = self._tell(trial_id, classify_result(result, error, self._objectives, self._epochs))
+        if self._in_flight.pop(key, None) is not None:  # this trial was the one training ``key``
+            self._finished[key] = frozen
+            for waiting in self._pending.pop(key, []):  # duplicates share the original's outcome
+                self._tell(waiting, _copy_outcome(frozen))
+
+    def _tell(self, trial_id: str, outcome: Any) -> optuna.trial.FrozenTrial:
         ot_trial = self._ot_trials[trial_id]
-        outcome = classify_result(result, error, self._objectives, self._epochs)
         for name, value in outcome.attrs.items():
             ot_trial.set_user_attr(name, value)
         self._ot_study.tell(ot_trial, outcome.values, state=outcome.state)
@@ -94,3 +119,15 @@ class StudySearcher(OptunaSearch):
             self._remember(frozen)
         if self._on_complete is not None:
             self._on_complete(frozen)
+        return frozen
+
+
+def _copy_outcome(original: optuna.trial.FrozenTrial) -> Any:
+    """The outcome of a trial that waited for an identical architecture trained concurrently."""
+    from nas.search.records import Outcome
+
+    attrs = {k: v for k, v in original.user_attrs.items() if k not in ("genome", "key")}
+    attrs["reused_from"] = original.number
+    attrs["status"] = "reused" if original.state == TrialState.COMPLETE else attrs.get("status", "failed")
+    values = list(original.values) if original.values is not None else None
+    return Outcome(original.state, values, attrs)

@@ -1,0 +1,188 @@
+"""The ablation table from stored cell records: one row per variant, mean and spread over seeds.
+
+Papers print an ablation as one row per variant with its cost and its accuracy; short trainings on
+small data are noisy, so every metric here is a mean over seeds with its sample standard deviation
+(``ddof=1``, pandas' default: the spread one would expect between two further runs; undefined for a
+single seed). ``gap`` = train_acc - val_acc is computed per cell, then averaged: CoAtNet's
+generalisation axis (Dai et al. 2021, Sec. 3.2). ``delta_val_acc`` is the difference of the variant's
+mean val_acc from the baseline's. The table works on the records only, never on live models.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["cells_frame", "ablation_table", "table_rows", "to_markdown", "to_latex", "plot_table",
+           "write_table", "METRICS"]
+
+# Per-cell metrics aggregated over seeds (mean and std).
+METRICS = ("val_acc", "train_acc", "gap", "train_loss", "val_loss", "img_per_s", "collapse_similarity",
+           "similar_blocks")
+_CELL_COLUMNS = ("cell", "variant", "seed", "status", "params", "flops", "flops_unit", "val_acc", "train_acc",
+                 "train_loss", "val_loss", "img_per_s", "collapse_similarity", "similar_blocks", "key", "device",
+                 "duration_s", "error")
+
+
+def cells_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per stored cell with the columns the table needs (missing ones are NaN)."""
+    frame = pd.DataFrame([{k: r.get(k) for k in _CELL_COLUMNS} for r in records], columns=list(_CELL_COLUMNS))
+    for col in ("params", "flops", "val_acc", "train_acc", "train_loss", "val_loss", "img_per_s",
+                "collapse_similarity", "similar_blocks"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    frame["gap"] = frame["train_acc"] - frame["val_acc"]
+    return frame
+
+
+def ablation_table(records: Sequence[Mapping[str, Any]], variants: Sequence[str], baseline: str) -> pd.DataFrame:
+    """One row per variant, in ``variants`` order (those without a finished cell keep NaN values)."""
+    cells = cells_frame(records)
+    ok = cells[cells["status"] == "complete"]
+    stats = ok.groupby("variant", sort=False)[list(METRICS)].agg(["mean", "std"])  # std: ddof=1
+    stats.columns = [f"{m}_{s}" for m, s in stats.columns]
+    table = pd.DataFrame(index=pd.Index(list(variants), name="variant"))
+    cost = cells.dropna(subset=["params"]).groupby("variant", sort=False)[["params", "flops", "flops_unit"]].first()
+    table = table.join(cost).join(stats)
+    table["n_seeds"] = ok.groupby("variant").size().reindex(table.index).fillna(0).astype(int)
+    table["n_failed"] = (cells[cells["status"] == "failed"].groupby("variant").size()
+                         .reindex(table.index).fillna(0).astype(int))
+    base_acc = table.loc[baseline, "val_acc_mean"] if baseline in table.index else float("nan")
+    table["delta_val_acc"] = table["val_acc_mean"] - base_acc
+    table["baseline"] = table.index == baseline
+    for m in ("collapse_similarity", "similar_blocks"):
+        if table[f"{m}_mean"].isna().all():
+            table = table.drop(columns=[f"{m}_mean", f"{m}_std"])
+    return table.reset_index()
+
+
+def table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table as plain dicts (NaN -> None), for ``--json``."""
+    rows = []
+    for rec in table.to_dict(orient="records"):
+        rows.append({k: (None if isinstance(v, float) and math.isnan(v) else
+                         v.item() if hasattr(v, "item") else v) for k, v in rec.items()})
+    return rows
+
+
+# -- rendering --------------------------------------------------------------------------------------
+def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
+    if mean is None or pd.isna(mean):
+        return "-"
+    text = f"{mean * scale:.{digits}f}"
+    return text if pd.isna(std) else f"{text} ± {std * scale:.{digits}f}"
+
+
+def _count(value: float) -> str:
+    if pd.isna(value):
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.0f}"
+
+
+def display_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Human columns: accuracies in %, gaps and deltas in percentage points, FLOPs in M MACs."""
+    rows = []
+    for _, r in table.iterrows():
+        row = {
+            "variant": r["variant"] + (" (baseline)" if r["baseline"] else ""),
+            "params": _count(r["params"]),
+            "FLOPs (M MACs)": "-" if pd.isna(r["flops"]) else f"{r['flops'] / 1e6:.1f}",
+            "img/s": "-" if pd.isna(r["img_per_s_mean"]) else f"{r['img_per_s_mean']:.0f}",
+            "val acc (%)": _pm(r["val_acc_mean"], r["val_acc_std"], 100),
+            "gap (pp)": _pm(r["gap_mean"], r["gap_std"], 100),
+            "train loss": _pm(r["train_loss_mean"], r["train_loss_std"], 1, 3),
+            "Δ val acc (pp)": "-" if pd.isna(r["delta_val_acc"]) or r["baseline"] else f"{r['delta_val_acc'] * 100:+.2f}",
+        }
+        if "collapse_similarity_mean" in table:
+            row["attn sim"] = _pm(r["collapse_similarity_mean"], r["collapse_similarity_std"], 1, 3)
+            row["similar blocks"] = "-" if pd.isna(r["similar_blocks_mean"]) else f"{r['similar_blocks_mean']:.1f}"
+        row["seeds"] = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+LEGEND = ("mean ± std over seeds (sample std, ddof=1); gap = train acc - val acc in percentage points (train acc "
+          "on the training batches, averaged over the last epoch); FLOPs are multiply-accumulates per image (fvcore); "
+          "img/s = training throughput of one worker; Δ = mean val acc minus the baseline's")
+COLLAPSE_LEGEND = ("; attn sim = cosine similarity of consecutive blocks' attention maps per head and token "
+                   "column on 64 validation images (DeepViT eq. 2), similar blocks = blocks with similarity > 0.9 "
+                   "to the previous one")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    legend = LEGEND + (COLLAPSE_LEGEND if "collapse_similarity_mean" in table else "")
+    return display_frame(table).to_markdown(index=False, disable_numparse=True) + f"\n\n{legend}.\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("−", "-")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: pd.DataFrame, caption: str = "") -> str:
+    """A booktabs ``tabular`` (written directly: pandas' ``to_latex`` would need jinja2)."""
+    frame = display_frame(table)
+    cols = list(frame.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
+             " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
+    for _, r in frame.iterrows():
+        lines.append(" & ".join(_tex(str(v)) for v in r.values) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(r"\caption{" + _tex(caption) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_table(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Horizontal bars of val acc mean ± std per variant; the baseline's bar and mean line highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(table)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * n + 1.4))
+    means = table["val_acc_mean"].fillna(0) * 100
+    stds = table["val_acc_std"].fillna(0) * 100
+    colors = ["tab:orange" if b else "tab:blue" for b in table["baseline"]]
+    ax.barh(range(n), means, xerr=stds, color=colors, capsize=3)
+    ax.set_yticks(range(n), table["variant"])
+    ax.invert_yaxis()
+    base = table.loc[table["baseline"], "val_acc_mean"]
+    if len(base) and not pd.isna(base.iloc[0]):
+        ax.axvline(base.iloc[0] * 100, color="tab:orange", linestyle="--", linewidth=1, label="baseline")
+        ax.legend(loc="lower right", fontsize=8)
+    finite = means[table["val_acc_mean"].notna()]
+    if len(finite):
+        lo = max(0.0, float((finite - stds).min()) - 5)
+        ax.set_xlim(lo, min(100.0, float((finite + stds).max()) + 2))
+    ax.set_xlabel("val acc (%) - mean ± std over seeds")
+    ax.set_title(title or "ablation")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "", description: str = "") -> dict[str, Path]:
+    """``table.md``, ``table.csv`` (numeric columns), ``table.tex`` and ``table.png`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex",
+             "png": out_dir / "table.png"}
+    head = f"# {title}\n\n" if title else ""
+    head += f"{description.strip()}\n\n" if description.strip() else ""
+    files["md"].write_text(head + to_markdown(table))
+    table.to_csv(files["csv"], index=False)
+    files["tex"].write_text(to_latex(table, caption=title))
+    plot_table(table, files["png"], title)
+    return files
