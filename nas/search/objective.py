@@ -33,6 +33,7 @@ class TrialContext:
     seed: int = 0
     keep_checkpoints: str = "none"  # none | pareto | all: pareto keeps all, then prunes after the study
     collapse: bool = False  # ablations: DeepViT's attention-collapse metric on validation images after training
+    dry_run: bool = False  # every step but the training (zero metrics): measures the orchestration alone
 
     @property
     def needs_latency(self) -> bool:
@@ -92,6 +93,11 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         if violations:
             final = {**base, "status": "infeasible", "violations": violations, "final": True,
                      "duration_s": time.perf_counter() - start}
+            report(final)
+            return final
+        if ctx.dry_run:
+            final = {**base, "val_acc": 0.0, "val_loss": 0.0, "train_acc": 0.0, "train_loss": 0.0, "epochs": 0,
+                     "epoch": 0, "status": "dry_run", "final": True, "duration_s": time.perf_counter() - start}
             report(final)
             return final
         checkpoint = None

@@ -177,8 +177,12 @@ def _scheduler(config: Any, epochs: int | None) -> Any:
     )
 
 
-def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
-    """Run (or resume) the study of ``config`` in ``study_dir`` until ``n_trials`` trials have finished."""
+def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    """Run (or resume) the study of ``config`` in ``study_dir`` until ``n_trials`` trials have finished.
+
+    ``dry_run`` replaces each trial's training by a no-op (zero metrics): sampling, Ray scheduling,
+    cost and storage still run, which is what the orchestration benchmark measures.
+    """
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -205,6 +209,7 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dic
         ctx = TrialContext(
             study_dir=str(study_dir), data=config.data, budget=budget, objectives=tuple(objectives),
             constraints=dict(config.constraints), seed=config.seed, keep_checkpoints=config.keep_checkpoints,
+            dry_run=dry_run,
         )
         searcher = StudySearcher(
             suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
