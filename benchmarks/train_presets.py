@@ -13,11 +13,12 @@ import time
 
 import pandas as pd
 import torch
+import yaml
 
 from nas.data import load_dataset
 from nas.genome import load_genome
 from nas.runtime import device_name, pick_device
-from nas.train import train
+from nas.train import TrainConfig, train
 from nas.train.recipes import family, recommended_config
 
 PRESETS = ("coatnet_cifar", "shiftvit_cifar", "vit_cifar", "deepvit_cifar")
@@ -37,6 +38,9 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, dest="weight_decay")
     ap.add_argument("--crop-pad", type=int, dest="crop_pad")
     ap.add_argument("--label-smoothing", type=float, dest="label_smoothing")
+    ap.add_argument("--no-augment", action="store_false", dest="augment", default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="any other TrainConfig field, value read as YAML (e.g. grad_clip=null)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--verbose", action="store_true", help="print every epoch")
     args = ap.parse_args()
@@ -48,8 +52,9 @@ def main() -> None:
         genome = load_genome(name)
         config = recommended_config(genome, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                     warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
-                                    crop_pad=args.crop_pad, label_smoothing=args.label_smoothing,
+                                    crop_pad=args.crop_pad, label_smoothing=args.label_smoothing, augment=args.augment,
                                     device=args.device)
+        config = TrainConfig.from_dict({**config.to_dict(), **_fields(args.set)})  # null allowed here
         report = (lambda e, n=name: print(n, json.dumps({k: round(v, 4) for k, v in e.items()}), flush=True)) \
             if args.verbose else None
         t0 = time.perf_counter()
@@ -60,11 +65,20 @@ def main() -> None:
             "preset": name, "family": family(genome), "params": result.params, "epochs": result.epochs,
             "val_acc": round(result.val_acc, 4), "target": target if target is not None else "-",
             "seconds": round(seconds, 1), "img_per_s": round(result.img_per_s, 1),
-            "bs": config.batch_size, "lr": config.lr, "warmup": config.warmup_epochs, "crop_pad": config.crop_pad,
+            "bs": config.batch_size, "lr": config.lr, "warmup": config.warmup_epochs,
+            "crop_pad": config.crop_pad if config.augment else "off",
         })
         print(json.dumps(rows[-1]), flush=True)
     _print(rows, f"{args.data}, {args.epochs} epochs, seed {args.seed}, "
                  f"{device_name(pick_device(args.device))}")
+
+
+def _fields(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def _print(rows: list[dict], title: str) -> None:

@@ -81,7 +81,8 @@ def test_nested_overrides_layout_and_explicit_variants() -> None:
     ({"axes": [{"field": "stages.0.shift_ratio", "values": ["1/12"]}]},
      "stages.0.shift_ratio does not apply to the mixer of the stage(s) it names (attention); "
      "shift_ratio applies to: shift"),
-    ({"axes": [{"field": "stages.0.heads", "values": [3]}]}, "variant 'heads=3': stages[0].heads 3 does not divide dim 32"),
+    ({"axes": [{"field": "stages.0.heads", "values": [3]}]},
+     "variant 'heads=3': stages[0].heads 3 does not divide dim 32"),
     ({"axes": [{"field": "stages.0.mixer", "values": ["conv"]}]}, "pool 'cls' needs the last stage to be attention"),
     ({"paired": [{"fields": ["stages.0.depth", "stages.0.dim"], "values": [[1]]}]},
      "paired[0].values[0] must list one value per field (2), got [1]"),
@@ -89,6 +90,8 @@ def test_nested_overrides_layout_and_explicit_variants() -> None:
      "baseline 'depth=7' matches no variant; give a variant name ('depth=1', 'depth=2')"),
     ({"axes": [{"field": "stages.0.depth", "values": [1, 1]}]}, "variant names must be unique, 'depth=1' appears 2"),
     ({"variants": []}, "no variants: give axes, paired axes or variants"),
+    ({"axes": [{"field": "stages.0.depth", "values": [1, 2]}], "variants": [{"name": "again", "set": {}}]},
+     "variants 'depth=2' and 'again' describe the same network"),
     ({"axes": [{"field": "stages.0.depth", "values": [1]}], "budget": {"epoch": 1}}, "unknown field 'epoch'"),
 ])
 def test_bad_configs_name_the_field_and_what_exists(doc: dict[str, Any], message: str) -> None:
@@ -125,7 +128,8 @@ def test_mean_std_over_seeds_gap_and_delta(tmp_path: Path) -> None:
     assert table.loc["a", "val_acc_std"] == pytest.approx(0.10)  # sample std (ddof=1) of .8 .9 .7
     assert table.loc["a", "train_loss_std"] == pytest.approx(1.0)
     assert table.loc["a", "gap_mean"] == pytest.approx(0.10)  # train - val, per cell then averaged
-    assert table.loc["b", "val_acc_mean"] == pytest.approx(0.90) and table.loc["b", "delta_val_acc"] == pytest.approx(0.10)
+    assert table.loc["b", "val_acc_mean"] == pytest.approx(0.90)
+    assert table.loc["b", "delta_val_acc"] == pytest.approx(0.10)
     assert (table.loc["b", "n_seeds"], table.loc["b", "n_failed"]) == (2, 1)
     assert table.loc["b", "collapse_similarity_mean"] == pytest.approx(0.7)
     assert table.loc["b", "similar_blocks_mean"] == pytest.approx(2.0)
@@ -181,11 +185,12 @@ def test_resume_runs_only_the_missing_cells(ray_instance, tmp_path: Path, capsys
     from nas.ablation.runner import plan_cells
 
     cells = plan_cells(cfg)
-    for c in cells[:3]:  # three cells finished before a crash; their (fake) results must stand
-        append_cell(tmp_path, {"cell": c.key, "variant": c.variant, "seed": c.seed, "status": "complete",
+    for c in cells[:3]:  # finished before a crash, under other variant names; their (fake) results stand
+        append_cell(tmp_path, {"cell": c.key, "variant": f"old {c.variant}", "seed": c.seed, "status": "complete",
                                "val_acc": 0.5, "train_acc": 0.5, "train_loss": 1.0, "params": 1, "flops": 1})
     run = run_ablation(cfg, tmp_path, quiet=True)
     assert (run.skipped, run.ran) == (3, 1)
+    assert {r["variant"] for r in run.records} == {"depth=1", "depth=2"}  # renamed variants keep their cells
     stored = read_cells(tmp_path)
     assert [stored[c.key]["val_acc"] for c in cells[:3]] == [0.5, 0.5, 0.5]
     assert stored[cells[3].key]["status"] == "complete" and stored[cells[3].key]["history"]

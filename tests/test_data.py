@@ -205,7 +205,8 @@ def test_npz_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"npz: cannot read .*junk\.npz"):
         load_dataset(f"npz:{tmp_path / 'junk.npz'}")
     cases = {
-        "float": (dict(x=np.zeros((4, 8, 8, 3), np.float32), y=np.zeros(4, int)), r"array x is float32, expected uint8"),
+        "float": (dict(x=np.zeros((4, 8, 8, 3), np.float32), y=np.zeros(4, int)),
+                  r"array x is float32, expected uint8"),
         "nolabels": (dict(x=np.zeros((4, 8, 8, 3), np.uint8)), r"lacks array\(s\) \['y'\]"),
         "channels": (dict(x=np.zeros((4, 8, 8, 5), np.uint8), y=np.zeros(4, int)), r"no channel axis of size 1 or 3"),
         "count": (dict(x=np.zeros((4, 8, 8, 3), np.uint8), y=np.zeros(3, int)), r"expected 4 integer labels"),

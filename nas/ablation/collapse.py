@@ -55,7 +55,8 @@ def column_similarity(a: Tensor, b: Tensor, eps: float = 1e-12) -> float:
     in either map contributes 0 (cosine with a zero vector is taken as no similarity).
     """
     if a.shape != b.shape or a.ndim != 4:
-        raise ValueError(f"attention maps must both be [B, H, N, N] of one shape, got {list(a.shape)} and {list(b.shape)}")
+        raise ValueError(f"attention maps must both be [B, H, N, N] of one shape, "
+                         f"got {list(a.shape)} and {list(b.shape)}")
     a, b = a.double(), b.double()
     dot = (a * b).sum(dim=-2)  # [B, H, N]: over the query axis, per column t
     norms = a.norm(dim=-2) * b.norm(dim=-2)  # [B, H, N]

@@ -293,7 +293,8 @@ class _AblationValidator(_Validator):
             raise self.error("base is missing: a preset name, a genome file or an inline genome mapping")
         base = self.genome("base", doc["base"])
         axes = [self.axis(f"axes[{i}]", a, AXIS_KEYS) for i, a in enumerate(self.items("axes", doc.get("axes")))]
-        axes += [self.axis(f"paired[{i}]", a, PAIRED_KEYS) for i, a in enumerate(self.items("paired", doc.get("paired")))]
+        paired = self.items("paired", doc.get("paired"))
+        axes += [self.axis(f"paired[{i}]", a, PAIRED_KEYS) for i, a in enumerate(paired)]
         variants = self.grid(base, axes) + [self.explicit(i, v, base) for i, v in
                                             enumerate(self.items("variants", doc.get("variants")))]
         if not variants:
@@ -303,6 +304,13 @@ class _AblationValidator(_Validator):
         if dupes:
             raise self.error(f"variant names must be unique, {dupes[0]!r} appears {names.count(dupes[0])} times; "
                              f"name variants with name: or labels:")
+        seen: dict[str, str] = {}
+        for v in variants:
+            key = json.dumps(v.genome, sort_keys=True)
+            if key in seen:
+                raise self.error(f"variants {seen[key]!r} and {v.name!r} describe the same network; each network "
+                                 f"is trained once per seed, so keep one of them")
+            seen[key] = v.name
         collapse = doc.get("collapse", "auto")
         if collapse == "auto" or collapse is None:
             collapse = any(s["mixer"] in ATTENTION_MIXERS for v in variants for s in v.genome["stages"])
@@ -407,8 +415,9 @@ class _AblationValidator(_Validator):
                    all(any(p == path and _norm(val) == want for p, val in v.overrides) for path, want in wanted)]
         if len(matches) != 1:
             what = "matches no variant" if not matches else f"matches {len(matches)} variants"
-            raise self.error(f"baseline {text!r} {what}; give a variant name ({', '.join(repr(v.name) for v in variants)}) "
-                             f"or field=value pairs that pick one")
+            names = ", ".join(repr(v.name) for v in variants)
+            raise self.error(f"baseline {text!r} {what}; give a variant name ({names}) or field=value pairs that "
+                             f"pick one")
         return matches[0].name
 
     def seeds(self, value: Any) -> tuple[int, ...]:
@@ -419,8 +428,3 @@ class _AblationValidator(_Validator):
         if not seeds or len(set(seeds)) != len(seeds):
             raise self.error(f"seeds must be a non-empty list of distinct integers (or a count), got {value!r}")
         return tuple(seeds)
-
-
-def config_fingerprint(config: AblationConfig) -> str:
-    """What makes stored cells comparable: the data and the training budget."""
-    return json.dumps({"data": config.data, "budget": config.budget}, sort_keys=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from nas.ablation.config import AblationConfig, Cell, config_fingerprint
+from nas.ablation.config import AblationConfig, Cell
 from nas.errors import ConfigError, NasError
 from nas.search.objective import TrialContext, run_trial
 
@@ -138,6 +138,11 @@ def _progress_callback(total: int, skipped: int, labels: dict[str, str]) -> Any:
 
 
 # -- the run --------------------------------------------------------------------------------------
+def config_fingerprint(config: AblationConfig) -> str:
+    """What makes stored cells comparable: the data and the training budget."""
+    return json.dumps({"data": config.data, "budget": config.budget}, sort_keys=True)
+
+
 def _save_or_check_config(config: AblationConfig, out_dir: Path) -> None:
     path = out_dir / CONFIG_FILE
     if path.is_file():
@@ -179,7 +184,8 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, quiet: bool = F
     if todo:
         _fit(config, out_dir, todo, total=len(cells), skipped=len(cells) - len(todo), quiet=quiet)
     stored = read_cells(out_dir)
-    records = tuple(stored[c.key] for c in cells if c.key in stored)
+    # A record carries the variant name it was trained under; the config's current name wins (renames keep cells).
+    records = tuple({**stored[c.key], "variant": c.variant} for c in cells if c.key in stored)
     ran = sum(1 for c in todo if stored.get(c.key, {}).get("status") in FINISHED)
     return AblationRun(out_dir, len(cells), len(cells) - len(todo), ran, records, time.time() - start)
 

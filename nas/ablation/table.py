@@ -96,11 +96,13 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
             "val acc (%)": _pm(r["val_acc_mean"], r["val_acc_std"], 100),
             "gap (pp)": _pm(r["gap_mean"], r["gap_std"], 100),
             "train loss": _pm(r["train_loss_mean"], r["train_loss_std"], 1, 3),
-            "Δ val acc (pp)": "-" if pd.isna(r["delta_val_acc"]) or r["baseline"] else f"{r['delta_val_acc'] * 100:+.2f}",
+            "Δ val acc (pp)": ("-" if pd.isna(r["delta_val_acc"]) or r["baseline"]
+                               else f"{r['delta_val_acc'] * 100:+.2f}"),
         }
         if "collapse_similarity_mean" in table:
             row["attn sim"] = _pm(r["collapse_similarity_mean"], r["collapse_similarity_std"], 1, 3)
-            row["similar blocks"] = "-" if pd.isna(r["similar_blocks_mean"]) else f"{r['similar_blocks_mean']:.1f}"
+            no_pairs = pd.isna(r["collapse_similarity_mean"])  # one attention block per shape: nothing compared
+            row["similar blocks"] = "-" if no_pairs else f"{r['similar_blocks_mean']:.1f}"
         row["seeds"] = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
         rows.append(row)
     return pd.DataFrame(rows)

@@ -72,13 +72,13 @@ def mbconv_macs(
 ) -> int:
     """CoAtNet's MBConv on a ``side x side`` map, from its convolutions, as :mod:`nas.layers.mbconv` builds it.
 
-    Expand 1x1 ``C_in -> E`` at the input resolution, depthwise 3x3 (stride ``s``) on ``E`` channels,
+    Expand 1x1 ``C_in -> E`` with stride ``s`` (CoAtNet, appendix A.1), depthwise 3x3 on ``E`` channels,
     squeeze-excitation ``E -> r·C_in -> E`` on the pooled vector, project 1x1 ``E -> C`` at the output
     resolution, plus the shortcut's 1x1 projection when the width changes. ``E = round(expansion·C)``.
     """
     mid = max(1, int(round(dim * expansion)))
     out = side // stride
-    total = side * side * in_dim * mid + out * out * mid * 9 + out * out * mid * dim
+    total = out * out * in_dim * mid + out * out * mid * 9 + out * out * mid * dim
     if se_ratio > 0:
         total += 2 * mid * max(1, int(in_dim * se_ratio))
     if in_dim != dim:
