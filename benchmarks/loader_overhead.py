@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--preset", default="shiftvit_cifar", help="the fastest 32x32 preset shows the most overhead")
     ap.add_argument("--data", default="mnist5k")
     ap.add_argument("--images", type=int, default=1024, help="training images per timed pass")
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=32, help="the shift recipe's batch")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")

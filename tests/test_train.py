@@ -172,6 +172,18 @@ def test_no_weight_decay_on_norms_biases_and_position_tables() -> None:
     assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 5
 
 
+def test_recipes_by_family() -> None:
+    from nas.genome import load_genome
+    from nas.train.recipes import family, recommended_config
+
+    names = ("vit_cifar", "deepvit_cifar", "coatnet_cifar", "shiftvit_cifar")
+    assert [family(load_genome(n)) for n in names] == ["transformer", "transformer", "hybrid", "shift"]
+    vit = load_genome("vit_cifar")
+    assert recommended_config(vit).batch_size == 16 and recommended_config(vit).augment is False  # 5 epochs
+    assert recommended_config(vit, epochs=30).augment is True
+    assert recommended_config(vit, augment=True, lr=None).augment is True
+
+
 # -- CLI --------------------------------------------------------------------------------------------
 def test_cli_json(tmp_path: Path, capsys) -> None:
     from nas.cli.main import main

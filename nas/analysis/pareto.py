@@ -82,10 +82,15 @@ def pareto_mask(values: Any, directions: Sequence[Any]) -> np.ndarray:
 
 
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Optuna's Pareto front of the COMPLETE trials (``study.best_trials``), by trial number."""
+    """Optuna's Pareto front of the COMPLETE trials (``study.best_trials``), by trial number.
+
+    A trial that reused an earlier training of the same architecture (``reused_from``) repeats its
+    original's values, so only the original is listed.
+    """
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return []
-    return sorted(study.best_trials, key=lambda t: t.number)
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    return [t for t in front if t.user_attrs.get("reused_from") is None]
 
 
 # -- reference point --------------------------------------------------------------------------------

@@ -163,6 +163,10 @@ def plot_pareto(view: StudyView, frame: pd.DataFrame, path: Path) -> Path:
     elif x in ("flops", "params"):
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.margins(x=0.12, y=0.08)
+    if len(infeasible):  # drawn in axes coordinates for y, so autoscaling did not see their x
+        lo, hi = ax.get_xlim()
+        far = float(infeasible[x].max())
+        ax.set_xlim(lo, max(hi, far * (1.3 if log else 1.05)))
     for axis_name, line, (lo, hi) in ((x, ax.axvline, ax.get_xlim()), (y, ax.axhline, ax.get_ylim())):
         limit = view.config.constraints.get(axis_name)
         if limit is None:

@@ -34,11 +34,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace, genome: Any) -> Any:
+    """The family's recipe, then the --config file, then the flags (later wins)."""
     from nas.genome import read_document
     from nas.train import TrainConfig
     from nas.train.recipes import recommended_config
 
-    doc = recommended_config(genome).to_dict()
+    doc: dict[str, Any] = {}
     if args.config:
         extra = read_document(args.config, error=ConfigError)
         if isinstance(extra, dict) and isinstance(extra.get("train"), dict):
@@ -49,9 +50,11 @@ def _config(args: argparse.Namespace, genome: Any) -> Any:
     flags = {"epochs": args.epochs, "seconds": args.seconds, "batch_size": args.batch_size, "lr": args.lr,
              "subset": args.subset, "device": args.device, "save_path": args.save}
     doc.update({k: v for k, v in flags.items() if v is not None})
-    if args.seconds is not None and args.epochs is None:
-        doc["epochs"] = None  # a time budget alone: train until it runs out
-    return TrainConfig.from_dict(doc)
+    TrainConfig.from_dict(doc)  # unknown keys and wrong types are reported against the user's own document
+    config = recommended_config(genome, **doc)  # the recipe decides augmentation from the final epochs
+    if args.seconds is not None and args.epochs is None and "epochs" not in doc:
+        config = TrainConfig.from_dict({**config.to_dict(), "epochs": None})  # a time budget alone
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

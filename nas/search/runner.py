@@ -78,7 +78,9 @@ def study_summary(study: optuna.Study, objectives: list[str]) -> dict[str, Any]:
     states: dict[str, int] = {}
     for t in trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
-    front = study.best_trials if states.get("COMPLETE") else []
+    from nas.analysis.pareto import front_trials
+
+    front = front_trials(study)
     best_acc = None
     if "val_acc" in objectives:
         accs = [t.values[objectives.index("val_acc")] for t in trials if t.state == TrialState.COMPLETE]
