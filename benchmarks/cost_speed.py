@@ -17,25 +17,13 @@ t_import = time.perf_counter()
 import torch  # noqa: E402
 
 from nas.cost import UNIT, CostCache, count_cost  # noqa: E402
-from nas.genome import PRESETS, load_genome  # noqa: E402
-from nas.models import build_model  # noqa: E402
+from nas.genome import PRESETS  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t_import
 
 
 def _rel(value: float, ref: float | None) -> str:
     return f"{100 * (value - ref) / ref:+6.1f}%" if ref else "     -"
-
-
-def _paper_stride_gflops(name: str) -> float:
-    """CoAtNet with MBConv's stride on the 1x1 expansion conv (Dai et al. 2021, appendix A.1)."""
-    from nas.layers.mbconv import MBConv
-
-    model = build_model(load_genome(name))
-    for m in model.modules():
-        if isinstance(m, MBConv) and m.dw[0].stride == (2, 2):
-            m.expand[0].stride, m.dw[0].stride = (2, 2), (1, 1)
-    return count_cost(model).gflops
 
 
 def main() -> None:
@@ -84,11 +72,6 @@ def main() -> None:
         )
     print(f"ops counted as zero across all presets: {', '.join(sorted(unsupported))}")
     print(f"ops with arithmetic left uncounted: {missed or 'none'}")
-    print()
-    print("CoAtNet with MBConv's stride on the 1x1 expansion conv, as the paper's appendix A.1 writes it:")
-    for name in ("coatnet_0", "coatnet_1", "coatnet_2"):
-        g = _paper_stride_gflops(name)
-        print(f"{name:22s} {g:8.3f} G MACs  paper {PRESETS[name].flops_g:.2f}  {_rel(g, PRESETS[name].flops_g)}")
 
 
 if __name__ == "__main__":
