@@ -8,7 +8,7 @@ two modes alternate iteration by iteration, so drifting clocks or a busy machine
 the median of each is reported. Re-attention mixes the heads' maps between the softmax and ``A.V``,
 so it has no fused form and is always explicit.
 
-    python benchmarks/mixer_speed.py [--batch-size 64] [--warmup 2] [--iters 5] [--device cpu]
+    python benchmarks/mixer_speed.py [--batch-size 64] [--warmup 5] [--iters 10] [--device cpu]
 """
 from __future__ import annotations
 
@@ -72,7 +72,10 @@ def benchmark(name: str, device: torch.device, batch: int, warmup: int, iters: i
     if fusable:
         modes["explicit"] = lambda: record_attention(model)
     rates = time_modes(model, modes, device, batch, warmup, iters)
-    if fusable:
+    biased = any(type(m) is Attention and m.rel is not None for m in attention_mixers(model))
+    if fusable and biased and device.type == "cpu":
+        note = "relative-bias attention: explicit on CPU (faster there), fused on CUDA"
+    elif fusable:
         note = "attention: fused by default"
     elif attention_mixers(model):
         note = "re-attention: always explicit"
@@ -84,8 +87,8 @@ def benchmark(name: str, device: torch.device, batch: int, warmup: int, iters: i
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first")
-    parser.add_argument("--iters", type=int, default=5, help="timed steps per mode (median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per mode first")
+    parser.add_argument("--iters", type=int, default=10, help="timed steps per mode (median reported)")
     parser.add_argument("--device", action="append", choices=("cpu", "cuda"),
                         help="repeatable; default: cpu, and cuda when available")
     parser.add_argument("--presets", nargs="+", default=list(CIFAR_PRESETS))
