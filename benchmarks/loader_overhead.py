@@ -1,6 +1,6 @@
 """Cost of the on-device loader: training throughput with it vs the same loop on pre-made batches.
 
-Both loops run the same model, optimizer and batch size, in one process, in alternating rounds (so a
+Both run the same model, optimizer and batch size, in one process, alternating step by step (so a
 change in machine load hits both alike). "Pre-made" batches are already augmented, normalized float
 tensors, so the ratio is exactly what indexing, augmentation and normalization cost per step. Also
 prints the loader alone (no model) in images per second.
@@ -53,36 +53,42 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    def timed(batches) -> tuple[int, float]:
-        """Images trained and seconds taken for one pass."""
-        n = 0
+    def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for xb, yb in batches:
+
+    def one_round() -> tuple[int, float, float]:
+        """One pass over the data, alternating step by step between a loader batch (fetch included)
+        and a pre-made one, so that a change in machine load hits both sides alike."""
+        n, t_loader, t_premade = 0, 0.0, 0.0
+        batches = iter(loader)
+        for pxb, pyb in premade:
+            sync()
+            t0 = time.perf_counter()
+            xb, yb = next(batches)
             step(xb, yb)
-            n += len(yb)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return n, time.perf_counter() - t0
+            sync()
+            t1 = time.perf_counter()
+            step(pxb, pyb)
+            sync()
+            t_loader += t1 - t0
+            t_premade += time.perf_counter() - t1
+            n += len(pyb)
+        return n, t_loader, t_premade
 
     for xb, yb in premade[:2]:  # warm-up: allocator, kernels
         step(xb, yb)
-    with_loader, without = [], []
-    for _ in range(args.rounds):
-        with_loader.append(timed(loader))
-        without.append(timed(premade))
+    rounds = [one_round() for _ in range(args.rounds)]
     t0 = time.perf_counter()
     n = sum(len(yb) for _ in range(20) for _, yb in loader)
     loader_only = n / (time.perf_counter() - t0)
     # throughput ratio = (n / t_loader) / (n / t_premade) = t_premade / t_loader
-    ratios = [b[1] / a[1] for a, b in zip(with_loader, without)]
-    rows = [{"round": i + 1, "loader_img_s": round(a[0] / a[1], 1), "premade_img_s": round(b[0] / b[1], 1),
-             "ratio": round(r, 3)} for i, (a, b, r) in enumerate(zip(with_loader, without, ratios))]
+    rows = [{"round": i + 1, "loader_img_s": round(n_ / tl, 1), "premade_img_s": round(n_ / tp, 1),
+             "ratio": round(tp / tl, 3)} for i, (n_, tl, tp) in enumerate(rounds)]
     _print(rows, f"{args.preset} on {args.data}, batch {args.batch_size}, {device_name(device)}")
-    total = sum(b[1] for b in without) / sum(a[1] for a in with_loader)
+    total = sum(r[2] for r in rounds) / sum(r[1] for r in rounds)
     print(f"throughput ratio loader/pre-made: {total:.3f} over all rounds, median per round "
-          f"{statistics.median(ratios):.3f}")
+          f"{statistics.median(row['ratio'] for row in rows):.3f}")
     print(f"loader alone (index + crop + flip + normalize): {loader_only:,.0f} img/s")
 
 

@@ -24,10 +24,10 @@ def test_quickstart_loads() -> None:
     cfg = _load()
     assert cfg.name == "quickstart" and cfg.data == "mnist5k"
     assert Path(cfg.space) == ROOT / "search_spaces" / "vit_family.yaml"
-    assert cfg.budget == {"epochs": 2, "batch_size": 128}
+    assert cfg.budget == {"epochs": 3, "batch_size": 64, "lr": 2.0e-3}
     assert cfg.objectives == {"val_acc": "maximize", "flops": "minimize"}
     assert cfg.directions() == ["maximize", "minimize"]
-    assert cfg.constraints == {"flops": 5.0e7} and isinstance(cfg.constraints["flops"], float)
+    assert cfg.constraints == {"flops": 5.0e6} and isinstance(cfg.constraints["flops"], float)
     assert (cfg.sampler, cfg.n_trials, cfg.seed, cfg.max_concurrent) == ("nsga2", 24, 0, 2)
     assert cfg.resources == {"cpu": 1.0, "gpu": 0.0}
     assert cfg.scheduler is None and cfg.storage is None and cfg.ray_address is None
@@ -48,7 +48,7 @@ def test_set_overrides_nested_keys() -> None:
     cfg = _load("n_trials=4", "budget.epochs=1", "budget.lr=1e-3", "objectives.params=minimize",
                 "objectives.flops=maximize", "scheduler.asha.grace_period=1", "constraints.flops=null",
                 "ray_address=auto", "storage=sqlite:///x.db")
-    assert cfg.n_trials == 4 and cfg.budget == {"epochs": 1, "batch_size": 128, "lr": 0.001}
+    assert cfg.n_trials == 4 and cfg.budget == {"epochs": 1, "batch_size": 64, "lr": 0.001}
     assert cfg.objectives == {"val_acc": "maximize", "flops": "maximize", "params": "minimize"}
     assert cfg.scheduler == {"grace_period": 1, "reduction_factor": 2.0}
     assert cfg.constraints == {} and cfg.ray_address == "auto" and cfg.storage == "sqlite:///x.db"
@@ -77,7 +77,7 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("n_trials=0", r"n_trials must be a whole number >= 1, got 0"),
     ("resources.gpu=1.5", r"resources.gpu above 1 must be a whole number"),
     ("scheduler=hyperband", r"scheduler must be one of none, asha; got 'hyperband'"),
-    ("scheduler.asha.grace_period=3", r"scheduler.asha.grace_period 3 exceeds budget.epochs 2"),
+    ("scheduler.asha.grace_period=4", r"scheduler.asha.grace_period 4 exceeds budget.epochs 3"),
     ("ray_address=localhost", r"ray_address must be null, local, auto or ray://host:port"),
     ("storage=study.db", r"storage must be null .* or an SQLAlchemy URL"),
     ("keep_checkpoints=best", r"keep_checkpoints must be one of pareto, all, none"),

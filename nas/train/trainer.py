@@ -124,9 +124,10 @@ def _model_for(target: Any, data: ImageDataset, seed: int) -> tuple[nn.Module, i
     try:
         with torch.no_grad():
             out = target(probe)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # shape errors of torch and einops
         raise DataError(f"the model does not take {data.name} images of shape [{data.channels}, {size}, {size}] "
-                        f"({str(exc).splitlines()[0]}); build it for {data.channels} channels") from None
+                        f"({str(exc).splitlines()[0]}); build it for {data.channels}-channel {size}x{size} "
+                        f"inputs or pass a genome, which is fitted to the data") from None
     finally:
         target.train(was_training)
     if tuple(out.shape) != (2, data.num_classes):
@@ -249,13 +250,17 @@ def train(
         train_time += epoch_time
         train_images += seen
         val_loss, val_acc = evaluate(step_model, val_loader, amp=amp)
-        if not out_of_time:
+        if not math.isfinite(val_loss):  # weights broke on the last steps, after a finite loss
+            raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step}: validation loss is "
+                                   f"{val_loss} (lr={lr:.3g}); lower the learning rate or lengthen the warm-up")
+        complete = done == batches
+        if complete:
             epoch += 1
-        entry = {"epoch": epoch if not out_of_time else epoch + 1, "train_loss": train_loss,
+        entry = {"epoch": epoch if complete else epoch + 1, "train_loss": train_loss,
                  "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
                  "img_per_s": seen / max(epoch_time, 1e-9), "elapsed_s": time.perf_counter() - t_start}
-        if out_of_time:
-            entry["partial"] = True  # budget ran out inside this epoch
+        if not complete:
+            entry["partial"] = True  # the time budget ran out inside this epoch
         history.append(entry)
         if report is not None:
             report(dict(entry))
