@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 HV_ATTR = "hv_reference"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+from nas.search.storage import FINISHED  # noqa: E402  (one definition of "finished")
 
 
 def _signs(directions: Sequence[Any]) -> np.ndarray:

@@ -38,7 +38,7 @@ class StudySearcher(OptunaSearch):
         self._epochs = epochs
         self._on_complete = on_complete
         self._known: dict[str, dict[str, Any]] = {}  # genome key -> earlier COMPLETE result
-        self._in_flight: dict[str, str] = {}  # genome key -> Ray trial id training it now
+        self._in_flight: set[str] = set()  # genome keys some trial is training right now
         self._pending: dict[str, list[str]] = {}  # genome key -> trials waiting for that training
         self._finished: dict[str, optuna.trial.FrozenTrial] = {}  # genome key -> trial that trained it here
         super().__init__(
@@ -74,7 +74,7 @@ class StudySearcher(OptunaSearch):
             return {"genome": genome, "key": key, "reuse": self._known[key]}
         if key in self._in_flight:  # being trained right now: wait for that result instead
             return {"genome": genome, "key": key, "reuse": None, "duplicate_of_running": True}
-        self._in_flight[key] = "?"  # claimed; the trial id is not known inside define-by-run
+        self._in_flight.add(key)  # claimed: later samples of this key wait for its result
         return {"genome": genome, "key": key, "reuse": None}
 
     def save(self, checkpoint_path: str) -> None:
@@ -103,7 +103,8 @@ class StudySearcher(OptunaSearch):
                 self._pending.setdefault(key, []).append(trial_id)
             return
         frozen = self._tell(trial_id, classify_result(result, error, self._objectives, self._epochs))
-        if self._in_flight.pop(key, None) is not None:  # this trial was the one training ``key``
+        if key in self._in_flight:  # this trial was the one training ``key``
+            self._in_flight.discard(key)
             self._finished[key] = frozen
             for waiting in self._pending.pop(key, []):  # duplicates share the original's outcome
                 self._tell(waiting, _copy_outcome(frozen))
