@@ -41,6 +41,7 @@ class TrialContext:
 
 
 _DATASETS: dict[tuple[str, int], Any] = {}
+_COST_CACHES: dict[Path, Any] = {}
 
 
 def dataset_for(spec: str, seed: int) -> Any:
@@ -56,8 +57,10 @@ def dataset_for(spec: str, seed: int) -> Any:
 def _cost(genome: Any, ctx: TrialContext, device: str) -> dict[str, Any]:
     from nas.cost import CostCache
 
-    cache = CostCache(Path(ctx.study_dir) / "cost.jsonl")
-    report = cache.get_or_compute(genome)
+    path = Path(ctx.study_dir) / "cost.jsonl"
+    if path not in _COST_CACHES:  # one per process: a reused Ray actor does not re-read the file per trial
+        _COST_CACHES[path] = CostCache(path)
+    report = _COST_CACHES[path].get_or_compute(genome)
     out: dict[str, Any] = {"params": int(report.params), "flops": int(report.flops), "flops_unit": report.unit}
     if ctx.needs_latency:
         from nas.cost import measure_latency

@@ -32,7 +32,7 @@ def _finite(values: list[Any]) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(float(v)) for v in values)
 
 
-def classify_result(result: dict[str, Any] | None, error: bool, objectives: list[str], epochs: float | None) -> Outcome:
+def classify_result(result: dict[str, Any] | None, error: bool, objectives: list[str]) -> Outcome:
     """Map a trial's last reported result onto an Optuna state.
 
     - ``status: failed`` (the trial caught an exception) or a crashed worker -> FAIL, with the error.

@@ -215,7 +215,7 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
         )
         searcher = StudySearcher(
             suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
-            epochs=budget.get("epochs"), study_name=config.name, storage=study._storage,
+            study_name=config.name, storage=study._storage,
             sampler=_sampler(config, study),
         )
         progress = _Progress(searcher.study, objectives, config.n_trials, searcher)

@@ -27,7 +27,6 @@ class StudySearcher(OptunaSearch):
         suggest_genome: Callable[[Any], dict[str, Any]],
         objectives: list[str],
         directions: list[str],
-        epochs: float | None,
         study_name: str,
         storage: optuna.storages.BaseStorage,
         sampler: optuna.samplers.BaseSampler,
@@ -35,7 +34,6 @@ class StudySearcher(OptunaSearch):
     ) -> None:
         self._suggest_genome = suggest_genome
         self._objectives = list(objectives)
-        self._epochs = epochs
         self._on_complete = on_complete
         self._known: dict[str, dict[str, Any]] = {}  # genome key -> earlier COMPLETE result
         self._in_flight: set[str] = set()  # genome keys some trial is training right now
@@ -102,7 +100,7 @@ class StudySearcher(OptunaSearch):
             else:  # told when the original finishes
                 self._pending.setdefault(key, []).append(trial_id)
             return
-        frozen = self._tell(trial_id, classify_result(result, error, self._objectives, self._epochs))
+        frozen = self._tell(trial_id, classify_result(result, error, self._objectives))
         if key in self._in_flight:  # this trial was the one training ``key``
             self._in_flight.discard(key)
             self._finished[key] = frozen
