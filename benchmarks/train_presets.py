@@ -4,6 +4,10 @@ Prints one row per preset: epochs, val_acc, seconds, training img/s, with the re
 depend on the machine and on whatever else runs on it; nothing here asserts on them.
 
     python benchmarks/train_presets.py [--presets vit_cifar coatnet_cifar] [--epochs 5] [--threads 2]
+
+On a GPU, CIFAR-sized throughput with bf16 and torch.compile (no download needed):
+
+    python benchmarks/train_presets.py --data synthetic --epochs 3 --set compile=true
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from nas.train import TrainConfig, train
 from nas.train.recipes import family, recommended_config
 
 PRESETS = ("coatnet_cifar", "shiftvit_cifar", "vit_cifar", "deepvit_cifar")
-TARGETS = {"coatnet_cifar": 0.97, "shiftvit_cifar": 0.95, "vit_cifar": 0.85, "deepvit_cifar": 0.85}
+TARGETS = {  # 5-epoch mnist5k val_acc to reach
+    "coatnet_cifar": 0.97, "shiftvit_cifar": 0.95, "vit_cifar": 0.85, "deepvit_cifar": 0.85}
 
 
 def main() -> None:
@@ -60,13 +65,14 @@ def main() -> None:
         t0 = time.perf_counter()
         result = train(genome, data, config, seed=args.seed, report=report)
         seconds = time.perf_counter() - t0
-        target = TARGETS.get(name)
+        target = TARGETS.get(name) if args.data == "mnist5k" else None  # the targets are for mnist5k
         rows.append({
             "preset": name, "family": family(genome), "params": result.params, "epochs": result.epochs,
             "val_acc": round(result.val_acc, 4), "target": target if target is not None else "-",
             "seconds": round(seconds, 1), "img_per_s": round(result.img_per_s, 1),
             "bs": config.batch_size, "lr": config.lr, "warmup": config.warmup_epochs,
             "crop_pad": config.crop_pad if config.augment else "off",
+            "amp": config.amp, "compile": config.compile,  # amp auto: bf16 on CUDA, float32 on CPU
         })
         print(json.dumps(rows[-1]), flush=True)
     _print(rows, f"{args.data}, {args.epochs} epochs, seed {args.seed}, "

@@ -224,3 +224,20 @@ def test_build_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["build", "vit_cifar", "--image-size", "big"])
     assert exit_info.value.code == 2
     assert "invalid int value: 'big'" in capsys.readouterr().err
+
+
+def test_position_table_starts_at_unit_scale() -> None:
+    # At ViT's 0.02 the table vanishes next to the ~0.5-scale patch tokens and short runs stall
+    # (nas.models.builder); N(0, 1) makes every position visible from the first step.
+    torch.manual_seed(0)
+    model = build_model(load_genome("vit_cifar"))
+    assert model.pos_embed is not None and 0.9 < model.pos_embed.std().item() < 1.1
+    tokens = model.stem(torch.randn(8, 3, 32, 32))
+    assert model.pos_embed.std().item() > tokens.std().item()
+
+
+def test_position_table_stays_small_ahead_of_convolutions() -> None:
+    # Convs and shifts see positions through padding; a unit-scale table would only be input noise.
+    genome = load_genome("vit_cifar").replace(stages=[{"mixer": "conv", "depth": 1, "dim": 32}], pool="mean")
+    model = build_model(genome)
+    assert model.pos_embed is not None and model.pos_embed.std().item() < 0.05
