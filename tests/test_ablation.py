@@ -57,7 +57,7 @@ def test_nested_overrides_layout_and_explicit_variants() -> None:
                                         ("position", "none")])
     assert [s["mixer"] for s in doc["stages"]] == ["conv", "attention", "attention", "attention"]
     assert [s["depth"] for s in doc["stages"]] == [1, 1, 1, 2] and doc["stages"][3]["dim"] == 384
-    assert doc["stages"][1]["heads"] == 3  # 96 channels at the base's head width of 32
+    assert doc["stages"][1]["heads"] == 4  # 128 channels at the base's head width of 32
     assert doc["position"] == "none"
     cfg = AblationConfig.from_dict({"name": "c", "base": "coatnet_cifar", "seeds": [3, 4, 5],
                                     "axes": [{"field": "layout", "values": ["C-C-C-C", "C-C-T-T"]}],
