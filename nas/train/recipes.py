@@ -14,8 +14,9 @@ Tuned on mnist5k (4,000 training images, 5 epochs, the 32x32 presets, CPU). What
   with 1 / 2 px crops).
   Beyond ``SHORT_BUDGET_EPOCHS`` the loader's crop (and flip, where the data allows it) is on.
 * Learning rate: 1e-3 for attention networks (2e-3 fell to 0.65 for vit_cifar, 5e-4 to 0.72); the
-  shift network takes 2e-3 at batch 32. For coatnet_cifar, 5e-4, 2e-3 at batch 32, a longer warm-up,
-  no label smoothing and weight decay 0.1 were all within a point of the recipe (0.949-0.962).
+  shift network takes 2e-3 at batch 32. For coatnet_cifar (with 32-64 conv stages), 5e-4, 2e-3 at
+  batch 32, a longer warm-up, no label smoothing and weight decay 0.1 were all within a point of the
+  recipe (0.949-0.962); wider conv stages were what it needed (:mod:`nas.genome.presets`).
 
 They are a starting point for other data, not a rule; every field can be overridden.
 """
