@@ -17,10 +17,9 @@ import time
 
 import pandas as pd
 import torch
-import yaml
 
 from nas.data import load_dataset
-from nas.genome import load_genome
+from nas.genome import load_genome, load_yaml
 from nas.runtime import device_name, pick_device
 from nas.train import TrainConfig, train
 from nas.train.recipes import family, recommended_config
@@ -83,7 +82,7 @@ def _fields(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        out[key] = yaml.safe_load(value)
+        out[key] = load_yaml(value)
     return out
 
 

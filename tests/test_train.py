@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from nas.data import load_dataset
 from nas.errors import ConfigError, DataError, TrainingDiverged
+from nas.genome import load_yaml
 from nas.train import TrainConfig, param_groups, train, warmup_cosine
 
 torch.set_num_threads(1)
@@ -138,8 +138,8 @@ def test_module_with_wrong_channels_or_classes(synthetic) -> None:
 def test_config_from_dict_checks_keys_types_and_values() -> None:
     cfg = TrainConfig.from_dict({"epochs": 3, "lr": 1, "subset": None, "channels_last": False})
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and TrainConfig.from_dict(cfg.to_dict()) == cfg
-    # PyYAML reads an exponent without a dot (2e-3) as a string; float fields take it as the number.
-    assert TrainConfig.from_dict(yaml.safe_load("lr: 2e-3\nweight_decay: 5E-2")).lr == 0.002
+    # PyYAML reads an exponent without a dot (2e-3) as a string; the project's YAML reader, as YAML 1.2, a number.
+    assert TrainConfig.from_dict(load_yaml("lr: 2e-3\nweight_decay: 5E-2")).lr == 0.002
     with pytest.raises(ConfigError, match=r"unknown field 'epoch'; did you mean 'epochs'\?; known: epochs, seconds"):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match=r"lr must be float, got str 'fast'"):

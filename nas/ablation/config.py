@@ -30,7 +30,8 @@ import yaml
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome import load_genome, parse_genome
 from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, STAGE_FIELDS, STAGE_FIELDS_BY_MIXER
-from nas.search.config import _NAME, _Validator, _yaml, apply_overrides
+from nas.genome.io import load_yaml
+from nas.search.config import _NAME, _Validator, apply_overrides
 
 __all__ = ["AblationConfig", "Variant", "Cell", "load_ablation_config", "apply_genome_overrides", "FIELDS"]
 
@@ -121,7 +122,7 @@ def load_ablation_config(path: str | Path, overrides: Sequence[str] = ()) -> Abl
     if not path.is_file():
         raise ConfigError(f"ablation config not found: {path}")
     try:
-        doc = _yaml(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -410,7 +411,7 @@ class _AblationValidator(_Validator):
             if not sep:
                 wanted = []
                 break
-            wanted.append((path.strip(), _norm(_yaml(raw) if raw.strip() else None)))
+            wanted.append((path.strip(), _norm(load_yaml(raw) if raw.strip() else None)))
         matches = [v for v in variants if wanted and
                    all(any(p == path and _norm(val) == want for p, val in v.overrides) for path, want in wanted)]
         if len(matches) != 1:

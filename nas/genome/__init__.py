@@ -1,5 +1,5 @@
 """Genomes: typed, frozen descriptions of vision networks, their parsing, presets and files."""
-from nas.genome.io import genome_to_yaml, load_genome, read_document, save_genome
+from nas.genome.io import genome_to_yaml, load_genome, load_yaml, read_document, save_genome
 from nas.genome.parse import parse_genome
 from nas.genome.presets import PRESETS, Preset
 from nas.genome.schema import ATTENTION_MIXERS, MIXER_NAMES, Genome, Stage
@@ -12,6 +12,7 @@ __all__ = [
     "Preset",
     "Stage",
     "genome_to_yaml",
+    "load_yaml",
     "load_genome",
     "parse_genome",
     "read_document",

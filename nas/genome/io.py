@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,22 @@ from nas.genome.parse import parse_genome
 from nas.genome.presets import PRESETS
 from nas.genome.schema import Genome
 
-__all__ = ["load_genome", "read_document", "save_genome", "genome_to_yaml"]
+__all__ = ["load_genome", "load_yaml", "read_document", "save_genome", "genome_to_yaml"]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``5.0e7`` and ``1e-3`` are numbers, not strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` except that an exponent without a dot (``2e-3``) is a float, as in YAML 1.2
+    (PyYAML follows YAML 1.1 and would hand back the string '2e-3')."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_document(path: str | Path, error: type[Exception] = GenomeError) -> Any:
@@ -30,7 +46,7 @@ def read_document(path: str | Path, error: type[Exception] = GenomeError) -> Any
     try:
         if path.suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from nas.errors import ConfigError, closest
+from nas.genome.io import load_yaml
 
 __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
 
@@ -41,19 +42,6 @@ FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampl
           "reference_presets")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study name is also a directory and a DB key
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with YAML 1.2 floats: ``5.0e7`` and ``1e-3`` are numbers, not strings."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
-
-
-def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass(frozen=True)
@@ -145,7 +133,7 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"study config not found: {path}")
     text = path.read_text(encoding="utf-8")
     try:
-        return json.loads(text) if path.suffix == ".json" else _yaml(text)
+        return json.loads(text) if path.suffix == ".json" else load_yaml(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -187,7 +175,7 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
         if not sep or not all(parts):
             raise ConfigError(f"--set expects key.sub=value, got {item!r}")
         try:
-            value = _yaml(raw) if raw.strip() else None
+            value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item}: the value is not valid YAML: {getattr(exc, 'problem', exc)}") from None
         node = out

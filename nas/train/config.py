@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -108,9 +107,6 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
 def _coerce(key: str, value: Any) -> Any:
     """Check a value against the field's type; ints are accepted for floats (YAML writes ``1`` for 1.0)."""
     allowed = _FIELD_TYPES[key]
@@ -124,8 +120,6 @@ def _coerce(key: str, value: Any) -> Any:
         return value
     elif isinstance(value, (int, float)) and float in allowed:
         return float(value)
-    elif isinstance(value, str) and float in allowed and _YAML11_FLOAT.fullmatch(value.strip()):
-        return float(value)  # PyYAML (YAML 1.1) reads ``2e-3`` without a dot as a string
     elif isinstance(value, str) and str in allowed:
         return value
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
