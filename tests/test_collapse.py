@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from nas.ablation.collapse import collapse_metrics, collapse_report, column_similarity, measure_collapse
+from nas.models.diagnostics import collapse_metrics, collapse_report, column_similarity, measure_collapse
 from nas.data import make_synthetic
 from nas.models import build_model
 

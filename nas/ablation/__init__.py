@@ -2,7 +2,7 @@
 
 Configs are expanded and validated in :mod:`nas.ablation.config`; :mod:`nas.ablation.runner` trains
 every variant x seed as a Ray Tune trial with the study objective and stores each finished cell;
-:mod:`nas.ablation.table` aggregates the stored records; :mod:`nas.ablation.collapse` is DeepViT's
+:mod:`nas.ablation.table` aggregates the stored records; :mod:`nas.models.diagnostics` holds DeepViT's
 attention-collapse diagnostic. Ray is imported only when an ablation runs.
 """
 from nas.ablation.collapse import CollapseReport, collapse_report, column_similarity

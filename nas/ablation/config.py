@@ -31,7 +31,8 @@ from nas.errors import ConfigError, GenomeError, closest
 from nas.genome import load_genome, parse_genome
 from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, STAGE_FIELDS, STAGE_FIELDS_BY_MIXER
 from nas.genome.io import load_yaml
-from nas.search.config import _NAME, _Validator, apply_overrides
+from nas.config_validation import NAME, Validator
+from nas.search.config import apply_overrides
 
 __all__ = ["AblationConfig", "Variant", "Cell", "load_ablation_config", "apply_genome_overrides", "FIELDS"]
 
@@ -282,13 +283,13 @@ def _short_names(paths: Sequence[str]) -> dict[str, str]:
 Level = tuple[str | None, tuple[tuple[str, Any], ...]]  # (explicit label or None, overrides)
 
 
-class _AblationValidator(_Validator):
+class _AblationValidator(Validator):
     """The study validator's field checks (data, budget, resources, ...) plus axes and variants."""
 
     def build(self, raw: Mapping[str, Any]) -> AblationConfig:
         doc = self.mapping("ablation config", raw, FIELDS)
         name = doc.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not NAME.match(name):
             raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {name!r}")
         if doc.get("base") is None:
             raise self.error("base is missing: a preset name, a genome file or an inline genome mapping")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.analysis.pareto import pareto_mask, to_losses
+from nas.pareto import pareto_mask, to_losses
 from nas.errors import ConfigError
 
 __all__ = ["RuleError", "Condition", "Rule", "Selection", "parse_rule", "select", "describe_columns"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from nas.config_validation import NAME, Validator
 from nas.errors import ConfigError, closest
 from nas.genome.io import load_yaml
 
@@ -40,7 +40,6 @@ ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
           "reference_presets")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study name is also a directory and a DB key
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -187,45 +186,8 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     return out
 
 
-class _Validator:
+class _Validator(Validator):
     """Turns a document into a :class:`StudyConfig`; every message starts with the config's name."""
-
-    def __init__(self, label: str, base_dir: str | Path | None) -> None:
-        self.label, self.base_dir = label, Path(base_dir) if base_dir is not None else None
-
-    def error(self, message: str) -> ConfigError:
-        return ConfigError(f"{self.label}: {message}")
-
-    def mapping(self, where: str, value: Any, known: Sequence[str] | None = None, what: str = "key") -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.error(f"{where} must be a mapping, got {value!r}")
-        for key in value if known is not None else ():
-            if key not in known:
-                raise self.error(f"unknown {what} {key!r} in {where}{closest(str(key), known)}; "
-                                 f"known: {', '.join(known)}")
-        return dict(value)
-
-    def number(self, where: str, value: Any, *, minimum: float, strict: bool, integer: bool = False) -> Any:
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise self.error(f"{where} must be a number, got {value!r}") from None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if integer:
-            ok = ok and float(value).is_integer()
-        if not ok or (value <= minimum if strict else value < minimum):
-            kind = "a whole number" if integer else "a number"
-            raise self.error(f"{where} must be {kind} {'>' if strict else '>='} {minimum:g}, got {value!r}")
-        return int(value) if integer else float(value)
-
-    def choice(self, where: str, value: Any, allowed: Sequence[str]) -> str:
-        if value not in allowed:
-            raise self.error(f"{where} must be one of {', '.join(allowed)}; "
-                             f"got {value!r}{closest(str(value), allowed)}")
-        return str(value)
 
     def build(self, raw: Mapping[str, Any]) -> StudyConfig:
         doc = self.mapping("study config", raw, FIELDS)
@@ -233,7 +195,7 @@ class _Validator:
             if doc.get(key) is None:
                 raise self.error(f"{key} is missing")
         name = doc.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not NAME.match(name):
             raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {name!r}")
         objectives = self.objectives(doc["objectives"])
         budget = self.budget(doc.get("budget"))
@@ -268,21 +230,6 @@ class _Validator:
         load_space(found)  # a bad space fails now, not when the first trial starts
         return str(found.resolve())
 
-    def data(self, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(f"data must be a dataset spec such as mnist5k or cifar10:PATH, got {value!r}")
-        try:
-            from nas.data.registry import parse_data_spec
-        except ImportError:  # the data package is optional at config time
-            return value.strip()
-        from nas.errors import DataError
-
-        try:
-            parse_data_spec(value)
-        except DataError as exc:
-            raise self.error(f"data: {exc}") from None
-        return value.strip()
-
     def objectives(self, value: Any) -> dict[str, str]:
         if isinstance(value, (list, tuple)):  # names only: each takes its natural direction
             for name in value:
@@ -293,31 +240,9 @@ class _Validator:
             raise self.error(f"objectives is empty; give at least one of {', '.join(OBJECTIVES)}")
         return {k: self.choice(f"objectives.{k}", v, DIRECTIONS) for k, v in doc.items()}
 
-    def budget(self, value: Any) -> dict[str, Any]:
-        doc = self.mapping("budget", value)
-        try:
-            from nas.train.config import TrainConfig
-        except ImportError:  # pragma: no cover - the trainer validates it when it runs
-            return doc
-        try:
-            TrainConfig.from_dict(doc)
-        except ConfigError as exc:
-            raise self.error(f"budget: {str(exc).removeprefix('train config: ')}") from None
-        return doc
-
     def constraints(self, value: Any) -> dict[str, float]:
         doc = self.mapping("constraints", value, CONSTRAINTS, "constraint")
         return {k: self.number(f"constraints.{k}", v, minimum=0, strict=True) for k, v in doc.items() if v is not None}
-
-    def resources(self, value: Any) -> dict[str, float]:
-        doc = self.mapping("resources", value, ("cpu", "gpu"))
-        out = {"cpu": self.number("resources.cpu", doc.get("cpu", 1), minimum=0, strict=True),
-               "gpu": self.number("resources.gpu", doc.get("gpu", 0), minimum=0, strict=False)}
-        for k, v in out.items():
-            if v > 1 and not v.is_integer():  # Ray's rule: fractions only below one unit
-                raise self.error(f"resources.{k} above 1 must be a whole number (fractions share one device), "
-                                 f"got {v:g}")
-        return out
 
     def scheduler(self, value: Any, objectives: dict[str, str], budget: dict[str, Any]) -> dict[str, Any] | None:
         if value is None or value == "none":
@@ -350,14 +275,6 @@ class _Validator:
             raise self.error(f"storage must be null (an SQLite file in the study directory) or an SQLAlchemy URL "
                              f"such as sqlite:///study.db or postgresql://user@host/db, got {value!r}")
         return value
-
-    def ray_address(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        text = str(value)
-        if text in ("auto", "local") or re.match(r"^ray://[^:/\s]+:\d+$", text):
-            return text
-        raise self.error(f"ray_address must be null, local, auto or ray://host:port, got {value!r}")
 
     def presets(self, value: Any) -> tuple[str, ...]:
         names = [value] if isinstance(value, str) else list(value or [])

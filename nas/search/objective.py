@@ -118,7 +118,7 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         result = train(genome, data, train_config, seed=ctx.seed, report=on_epoch)
         collapse: dict[str, Any] = {}
         if ctx.collapse:  # the trained model is at hand only here; the metric joins the final report
-            from nas.ablation.collapse import collapse_metrics
+            from nas.models.diagnostics import collapse_metrics
 
             collapse = collapse_metrics(result.model, data, genome.image_size)
     except Exception as exc:  # recorded FAIL with its message; the study goes on

@@ -78,9 +78,9 @@ def record_references(config: Any, study: optuna.Study, study_dir: str | Path, *
     """After a run: train the reference presets the config lists, and fix the hypervolume reference point.
 
     The reference point is stored with the study the first time and never moved afterwards
-    (:func:`nas.analysis.pareto.hv_reference`).
+    (:func:`nas.pareto.hv_reference`).
     """
-    from nas.analysis.pareto import hv_reference
+    from nas.pareto import hv_reference
 
     if config.reference_presets:
         train_references(config, study_dir, quiet=quiet)

@@ -78,7 +78,7 @@ def study_summary(study: optuna.Study, objectives: list[str]) -> dict[str, Any]:
     states: dict[str, int] = {}
     for t in trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
-    from nas.analysis.pareto import front_trials
+    from nas.pareto import front_trials
 
     front = front_trials(study)
     best_acc = None

@@ -1,0 +1,109 @@
+"""Validation helpers shared by the study and the ablation configs.
+
+A config is validated entirely at load, before anything starts: every message starts with the
+config's label (its file name) and names the field, the value and what is allowed. Each config kind
+subclasses :class:`Validator` and adds its own ``build`` and field checks; the checks both kinds share
+(data spec, training budget, resources per trial, Ray address) are here.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ConfigError, closest
+
+__all__ = ["NAME", "Validator"]
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study or ablation name is also a directory and a DB key
+
+
+class Validator:
+    """Field checks that turn a config document's values into validated Python values.
+
+    ``label`` starts every message; ``base_dir`` is where relative paths in the document resolve first.
+    """
+
+    def __init__(self, label: str, base_dir: str | Path | None) -> None:
+        self.label, self.base_dir = label, Path(base_dir) if base_dir is not None else None
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.label}: {message}")
+
+    def mapping(self, where: str, value: Any, known: Sequence[str] | None = None, what: str = "key") -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(f"{where} must be a mapping, got {value!r}")
+        for key in value if known is not None else ():
+            if key not in known:
+                raise self.error(f"unknown {what} {key!r} in {where}{closest(str(key), known)}; "
+                                 f"known: {', '.join(known)}")
+        return dict(value)
+
+    def number(self, where: str, value: Any, *, minimum: float, strict: bool, integer: bool = False) -> Any:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self.error(f"{where} must be a number, got {value!r}") from None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if integer:
+            ok = ok and float(value).is_integer()
+        if not ok or (value <= minimum if strict else value < minimum):
+            kind = "a whole number" if integer else "a number"
+            raise self.error(f"{where} must be {kind} {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        return int(value) if integer else float(value)
+
+    def choice(self, where: str, value: Any, allowed: Sequence[str]) -> str:
+        if value not in allowed:
+            raise self.error(f"{where} must be one of {', '.join(allowed)}; "
+                             f"got {value!r}{closest(str(value), allowed)}")
+        return str(value)
+
+    def data(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"data must be a dataset spec such as mnist5k or cifar10:PATH, got {value!r}")
+        try:
+            from nas.data.registry import parse_data_spec
+        except ImportError:  # the data package is optional at config time
+            return value.strip()
+        from nas.errors import DataError
+
+        try:
+            parse_data_spec(value)
+        except DataError as exc:
+            raise self.error(f"data: {exc}") from None
+        return value.strip()
+
+    def budget(self, value: Any) -> dict[str, Any]:
+        doc = self.mapping("budget", value)
+        try:
+            from nas.train.config import TrainConfig
+        except ImportError:  # pragma: no cover - the trainer validates it when it runs
+            return doc
+        try:
+            TrainConfig.from_dict(doc)
+        except ConfigError as exc:
+            raise self.error(f"budget: {str(exc).removeprefix('train config: ')}") from None
+        return doc
+
+    def resources(self, value: Any) -> dict[str, float]:
+        doc = self.mapping("resources", value, ("cpu", "gpu"))
+        out = {"cpu": self.number("resources.cpu", doc.get("cpu", 1), minimum=0, strict=True),
+               "gpu": self.number("resources.gpu", doc.get("gpu", 0), minimum=0, strict=False)}
+        for k, v in out.items():
+            if v > 1 and not v.is_integer():  # Ray's rule: fractions only below one unit
+                raise self.error(f"resources.{k} above 1 must be a whole number (fractions share one device), "
+                                 f"got {v:g}")
+        return out
+
+    def ray_address(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if text in ("auto", "local") or re.match(r"^ray://[^:/\s]+:\d+$", text):
+            return text
+        raise self.error(f"ray_address must be null, local, auto or ray://host:port, got {value!r}")
