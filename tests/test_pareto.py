@@ -163,3 +163,25 @@ def test_no_summary_before_a_reference_exists() -> None:
     study = make_study(["maximize", "minimize"], [None])
     assert hypervolume_summary(study, ACC_FLOPS) is None
     assert HV_ATTR not in study.user_attrs
+
+
+# -- sorting and crowding (nas.pareto) ---------------------------------------------------------------
+def test_non_dominated_ranks_peel_fronts() -> None:
+    from nas.pareto import non_dominated_ranks
+
+    d = ["maximize", "minimize"]
+    points = [[0.9, 4.0], [0.8, 3.5], [0.85, 3.0], [0.4, 0.5], [0.3, 1.0], [0.9, 4.0], [0.2, 2.0]]
+    assert non_dominated_ranks(points, d).tolist() == [0, 1, 0, 0, 1, 0, 2]  # the duplicate shares front 0
+    assert non_dominated_ranks([], d).tolist() == []
+    assert non_dominated_ranks([[float("nan"), 1.0], [0.5, 1.0]], d).tolist() == [1, 0]  # NaN is worst
+
+
+def test_crowding_distance_by_hand() -> None:
+    from nas.pareto import crowding_distance
+
+    # sorted by the first objective: 0, 1, 3, 4 (range 4); by the second: 4, 3, 1, 0 (range 4)
+    dist = crowding_distance([[0.0, 4.0], [1.0, 3.0], [3.0, 1.0], [4.0, 0.0]])
+    assert np.isinf(dist[0]) and np.isinf(dist[3])
+    assert dist[1] == pytest.approx((3 - 0) / 4 + (4 - 1) / 4)
+    assert dist[2] == pytest.approx((4 - 1) / 4 + (3 - 0) / 4)
+    assert np.isinf(crowding_distance([[1.0, 2.0], [2.0, 1.0]])).all()

@@ -50,7 +50,7 @@ def test_set_overrides_nested_keys() -> None:
                 "ray_address=auto", "storage=sqlite:///x.db")
     assert cfg.n_trials == 4 and cfg.budget == {"epochs": 1, "batch_size": 64, "lr": 0.001}
     assert cfg.objectives == {"val_acc": "maximize", "flops": "maximize", "params": "minimize"}
-    assert cfg.scheduler == {"grace_period": 1, "reduction_factor": 2.0}
+    assert cfg.scheduler == {"kind": "asha", "grace_period": 1, "reduction_factor": 2.0}
     assert cfg.constraints == {} and cfg.ray_address == "auto" and cfg.storage == "sqlite:///x.db"
 
 
@@ -76,7 +76,7 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("space=nowhere.yaml", r"space: search-space file 'nowhere.yaml' not found"),
     ("n_trials=0", r"n_trials must be a whole number >= 1, got 0"),
     ("resources.gpu=1.5", r"resources.gpu above 1 must be a whole number"),
-    ("scheduler=hyperband", r"scheduler must be one of none, asha; got 'hyperband'"),
+    ("scheduler=hyperband", r"scheduler must be one of none, asha, moasha; got 'hyperband'"),
     ("scheduler.asha.grace_period=4", r"scheduler.asha.grace_period 4 exceeds budget.epochs 3"),
     ("ray_address=localhost", r"ray_address must be null, local, auto or ray://host:port"),
     ("storage=study.db", r"storage must be null .* or an SQLAlchemy URL"),

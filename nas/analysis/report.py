@@ -266,7 +266,7 @@ def _config_rows(view: StudyView) -> list[dict[str, Any]]:
              "constraints": ", ".join(f"{k} <= {_num(v)}" for k, v in c.constraints.items()) or "none",
              "budget": ", ".join(f"{k}={v}" for k, v in c.budget.items()) or "trainer defaults", "sampler": c.sampler,
              "n_trials": c.n_trials, "seed": c.seed,
-             "scheduler": "none" if c.scheduler is None else f"asha {c.scheduler}",
+             "scheduler": "none" if c.scheduler is None else ", ".join(f"{k}={v}" for k, v in c.scheduler.items()),
              "keep_checkpoints": c.keep_checkpoints, "reference presets": ", ".join(c.reference_presets) or "none"}
     return [{"setting": k, "value": v} for k, v in items.items()]
 

@@ -35,8 +35,10 @@ CONSTRAINTS = ("flops", "params", "latency_ms")  # known from the cost model bef
 SAMPLERS = ("nsga2", "tpe", "random", "gp", "qmc")
 DIRECTIONS = ("maximize", "minimize")
 KEEP_CHECKPOINTS = ("pareto", "all", "none")
-SCHEDULERS = ("none", "asha")
+SCHEDULERS = ("none", "asha", "moasha")
 ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
+MOASHA_SELECTIONS = ("epsnet", "crowding")  # MO-ASHA's tie-breaks within a front (nas.search.moasha)
+MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet"}
 FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
           "reference_presets")
@@ -58,7 +60,7 @@ class StudyConfig:
     seed: int = 0
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})  # per trial
     max_concurrent: int = 1
-    scheduler: dict[str, Any] | None = None  # None: every trial runs its whole budget; else ASHA's settings
+    scheduler: dict[str, Any] | None = None  # None: every trial runs its whole budget; else kind (asha | moasha) + settings
     storage: str | None = None  # SQLAlchemy URL; None: an SQLite file in the study directory
     ray_address: str | None = None  # None or "local": a local Ray; "auto"; "ray://host:port"
     keep_checkpoints: str = "none"
@@ -78,7 +80,7 @@ class StudyConfig:
             "objectives": dict(self.objectives), "constraints": dict(self.constraints), "sampler": self.sampler,
             "n_trials": self.n_trials, "seed": self.seed, "resources": dict(self.resources),
             "max_concurrent": self.max_concurrent,
-            "scheduler": "none" if self.scheduler is None else {"asha": dict(self.scheduler)},
+            "scheduler": "none" if self.scheduler is None else _scheduler_doc(self.scheduler),
             "storage": self.storage, "ray_address": self.ray_address, "keep_checkpoints": self.keep_checkpoints,
             "reference_presets": list(self.reference_presets),
         }
@@ -124,6 +126,12 @@ class StudyConfig:
                 return s.QMCSampler(seed=self.seed, scramble=True, warn_independent_sampling=False,
                                     warn_asynchronous_seeding=False)
             return s.RandomSampler(seed=self.seed)
+
+
+def _scheduler_doc(scheduler: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"kind": "asha", ...}`` as the document spells it: ``{asha: {...}}``."""
+    settings = {k: v for k, v in scheduler.items() if k != "kind"}
+    return {scheduler.get("kind", "asha"): settings}
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -255,17 +263,22 @@ class _Validator(Validator):
         kind, settings = next(iter(doc.items()))
         if kind == "none":
             return None
-        settings = {**ASHA_DEFAULTS, **self.mapping("scheduler.asha", settings, tuple(ASHA_DEFAULTS))}
-        out = {"grace_period": self.number("scheduler.asha.grace_period", settings["grace_period"], minimum=1,
-                                           strict=False, integer=True),
-               "reduction_factor": self.number("scheduler.asha.reduction_factor", settings["reduction_factor"],
-                                               minimum=1, strict=True)}
+        defaults = ASHA_DEFAULTS if kind == "asha" else MOASHA_DEFAULTS
+        settings = {**defaults, **self.mapping(f"scheduler.{kind}", settings, tuple(defaults))}
+        out: dict[str, Any] = {
+            "kind": kind,
+            "grace_period": self.number(f"scheduler.{kind}.grace_period", settings["grace_period"], minimum=1,
+                                        strict=False, integer=True),
+            "reduction_factor": self.number(f"scheduler.{kind}.reduction_factor", settings["reduction_factor"],
+                                            minimum=1, strict=True)}
+        if kind == "moasha":
+            out["selection"] = self.choice("scheduler.moasha.selection", settings["selection"], MOASHA_SELECTIONS)
         if not any(k in TRAINING_OBJECTIVES for k in objectives):
-            raise self.error(f"scheduler asha stops trials by a training metric, but the objectives "
+            raise self.error(f"scheduler {kind} stops trials by a training metric, but the objectives "
                              f"({', '.join(objectives)}) include none of {', '.join(TRAINING_OBJECTIVES)}")
         epochs = budget.get("epochs")
         if isinstance(epochs, int) and out["grace_period"] > epochs:
-            raise self.error(f"scheduler.asha.grace_period {out['grace_period']} exceeds budget.epochs {epochs}")
+            raise self.error(f"scheduler.{kind}.grace_period {out['grace_period']} exceeds budget.epochs {epochs}")
         return out
 
     def storage(self, value: Any) -> str | None:

@@ -94,7 +94,10 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         base.update(_cost(genome, ctx, str(device)))
         violations = {k: base[k] for k, limit in ctx.constraints.items() if base.get(k, 0) > float(limit)}
         if violations:
+            from nas.search.feedback import constraint_violation
+
             final = {**base, "status": "infeasible", "violations": violations, "final": True,
+                     "sampler_violation": constraint_violation(violations, ctx.constraints),
                      "duration_s": time.perf_counter() - start}
             report(final)
             return final

@@ -69,7 +69,7 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
 _STORED = (
     "genome", "key", "params", "flops", "flops_unit", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
-    "reused_from", "error", "checkpoint",
+    "reused_from", "error", "checkpoint", "sampler_violation",
 )
 
 

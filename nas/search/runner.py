@@ -155,17 +155,26 @@ def init_ray(address: str | None) -> bool:
 
 def _sampler(config: Any, study: optuna.Study) -> optuna.samplers.BaseSampler:
     """The study's sampler; on resume its seed moves on by the number of stored trials, so a resumed
-    run does not replay the first run's random draws (which would propose the same architectures)."""
+    run does not replay the first run's random draws (which would propose the same architectures).
+    Wrapped so that infeasible, early-stopped and prescreened trials inform it (nas.search.feedback)."""
     import dataclasses
 
+    from nas.search.feedback import FeedbackSampler
+
     n = len(study.get_trials(deepcopy=False))
-    return (dataclasses.replace(config, seed=config.seed + n) if n else config).make_sampler()
+    seeded = dataclasses.replace(config, seed=config.seed + n) if n else config
+    return FeedbackSampler(seeded.make_sampler())  # learns from PRUNED trials too
 
 
 def _scheduler(config: Any, epochs: int | None) -> Any:
     sched = config.scheduler
     if not sched:
         return None
+    if sched.get("kind") == "moasha":  # promotes by non-dominated sorting over all objectives
+        from nas.search.moasha import MOASHAScheduler
+
+        return MOASHAScheduler(config.objectives, max(1, int(epochs or 1)), grace_period=int(sched["grace_period"]),
+                               reduction_factor=float(sched["reduction_factor"]), selection=sched["selection"])
     from ray.tune.schedulers import ASHAScheduler
 
     objectives = list(config.objectives)

@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from nas.search.feedback import with_feedback
 from nas.search.records import classify_result
 
 __all__ = ["StudySearcher"]
@@ -34,6 +35,7 @@ class StudySearcher(OptunaSearch):
     ) -> None:
         self._suggest_genome = suggest_genome
         self._objectives = list(objectives)
+        self._directions = list(directions)
         self._on_complete = on_complete
         self._known: dict[str, dict[str, Any]] = {}  # genome key -> earlier COMPLETE result
         self._in_flight: set[str] = set()  # genome keys some trial is training right now
@@ -109,7 +111,8 @@ class StudySearcher(OptunaSearch):
 
     def _tell(self, trial_id: str, outcome: Any) -> optuna.trial.FrozenTrial:
         ot_trial = self._ot_trials[trial_id]
-        for name, value in outcome.attrs.items():
+        attrs = with_feedback(outcome.attrs, outcome.state, self._objectives, self._directions, self._ot_study)
+        for name, value in attrs.items():
             ot_trial.set_user_attr(name, value)
         self._ot_study.tell(ot_trial, outcome.values, state=outcome.state)
         self._completed_trials.add(trial_id)
