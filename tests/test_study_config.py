@@ -42,6 +42,10 @@ def test_to_dict_round_trips(tmp_path: Path) -> None:
     saved = tmp_path / "study.yaml"  # as a study directory keeps it
     saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     assert load_study_config(saved) == cfg
+    assert cfg.to_dict()["scheduler"] == {"asha": {"grace_period": 1, "reduction_factor": 2.0}}  # as before
+    moasha = _load("scheduler.moasha.reduction_factor=3", "scheduler.moasha.selection=crowding")
+    assert moasha.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 3.0, "selection": "crowding"}
+    assert StudyConfig.from_dict(yaml.safe_load(yaml.safe_dump(moasha.to_dict()))) == moasha
 
 
 def test_set_overrides_nested_keys() -> None:
@@ -84,6 +88,9 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("reference_presets=[vit_cifr]", r"unknown preset 'vit_cifr'; did you mean 'vit_cifar'\?"),
     ("data=cifar11", r"data: unknown dataset 'cifar11'"),
     ("objectives={}", r"objectives is empty"),
+    ("scheduler.moasha.selection=nsga", r"scheduler.moasha.selection must be one of epsnet, crowding; got 'nsga'"),
+    ("scheduler.moasha.grace_period=4", r"scheduler.moasha.grace_period 4 exceeds budget.epochs 3"),
+    ("scheduler.moasha.eta=3", r"unknown key 'eta' in scheduler.moasha"),
 ])
 def test_bad_values_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"^quickstart.yaml: (.*: )?" + message):
