@@ -9,11 +9,8 @@ from nas.cli.common import print_json, print_table
 
 __all__ = ["add_parser", "run"]
 
-DEFAULT_BATCH = 32
-
-
 def add_parser(subparsers: Any) -> None:
-    from nas.proxy import PROXIES
+    from nas.proxy import DEFAULT_BATCH, PROXIES
 
     p = subparsers.add_parser(
         "proxy", help="zero-cost proxy scores of an untrained genome (naswot, synflow, grad_norm, snip)",

@@ -13,5 +13,7 @@ from nas.proxy.batch import ProxyBatch, proxy_batch
 from nas.proxy.registry import PROXIES, ProxySpec, get_proxy, register_proxy
 from nas.proxy.scoring import network_for, score, score_all
 
-__all__ = ["PROXIES", "ProxyBatch", "ProxySpec", "get_proxy", "network_for", "proxy_batch", "register_proxy",
+DEFAULT_BATCH = 32  # images per proxy batch: nas proxy, proxy objectives and pre-screening
+
+__all__ = ["DEFAULT_BATCH", "PROXIES", "ProxyBatch", "ProxySpec", "get_proxy", "network_for", "proxy_batch", "register_proxy",
            "score", "score_all"]
