@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64, help="architectures to sample (default 64)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and every training")
     ap.add_argument("--max-flops", type=float, default=5e6, help="FLOPs limit in MACs (default 5e6, the quickstart's)")
-    ap.add_argument("--batch", type=int, default=64, help="proxy batch size (default 64)")
+    ap.add_argument("--batch", type=int, default=32, help="proxy batch size (default 32, as studies use)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     ap.add_argument("--phase", choices=("all", "train", "table"), default="all",
                     help="train: fill the training cache only; table: print from the cache only")

@@ -182,3 +182,25 @@ def test_study_with_prescreen_and_a_proxy_objective(tmp_path: Path, ray_one_cpu:
     assert frame["proxy_naswot"].notna().all()
     assert main(["study", "status", str(tmp_path / "out")]) == 0
     assert "2 screened out by the proxy, never trained, not counted" in capsys.readouterr().out
+
+
+def test_a_candidate_the_proxy_cannot_score_ranks_last_and_keeps_the_error(
+        data: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.proxy
+
+    real = nas.proxy.score_all
+
+    def flaky(names: Any, genome: Any, batch: Any, *, seed: int = 0) -> dict[str, float]:
+        if genome.stages[0].mixer != "shift":
+            raise RuntimeError("odd network")
+        return real(names, genome, batch, seed=seed)
+
+    monkeypatch.setattr(nas.proxy, "score_all", flaky)
+    study = new_study()
+    chosen = screener(data, keep=0.125, constraints={}).pick(study, suggester())
+    mixers = {t.number: t.user_attrs["genome"]["stages"][0]["mixer"] for t in study.trials}
+    assert "shift" in mixers.values() and set(mixers.values()) != {"shift"}  # both kinds were sampled
+    assert mixers[chosen.number] == "shift"
+    failed = [t for t in study.trials if mixers[t.number] != "shift"]
+    assert all(t.user_attrs["proxy_error"] == "RuntimeError: odd network" for t in failed)
+    assert all(t.user_attrs["sampler_values"][2] == 0.0 for t in failed)  # no score: the direction's worst

@@ -41,6 +41,13 @@ class Candidate:
     violations: dict[str, float] = field(default_factory=dict)
     excess: float = 0.0  # relative excess over the tightest violated limit; 0 when feasible
     scores: dict[str, float] = field(default_factory=dict)  # proxy name -> score
+    error: str | None = None  # why the proxies could not be computed
+    proxy_name: str = ""  # the screening proxy
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the screening proxy gave a finite score (else the candidate ranks below all scored ones)."""
+        return math.isfinite(self.scores.get(self.proxy_name, math.nan))
 
 
 def sampler_feedback(objectives: Mapping[str, str], values: Mapping[str, Any], study: optuna.Study | None,
@@ -101,8 +108,8 @@ class Prescreener:
         for _ in range(self.candidates - 1):
             candidates.append(self.assess(study.ask(), suggest_genome))
         feasible = [c for c in candidates if not c.violations]
-        if feasible:
-            best = max(feasible, key=lambda c: c.scores[self.proxy])  # ties: the first sampled
+        if feasible:  # ties: the first sampled; a candidate the proxy could not score ranks last
+            best = max(feasible, key=lambda c: (c.ranked, c.scores[self.proxy] if c.ranked else 0.0))
         else:  # nothing feasible: the least violating one runs (and is recorded infeasible, as usual)
             best = min(candidates, key=lambda c: c.excess)
         for cand in candidates:
@@ -123,8 +130,12 @@ class Prescreener:
         violations = {k: cost[k] for k, limit in self.constraints.items() if cost.get(k, 0) > float(limit)}
         excess = max(((cost[k] - float(self.constraints[k])) / float(self.constraints[k]) for k in violations),
                       default=0.0)
-        cand = Candidate(trial, genome, cost, violations, excess)
-        cand.scores = score_all(self.proxies, genome, self.batch(genome.image_size), seed=self.seed)
+        cand = Candidate(trial, genome, cost, violations, excess, proxy_name=self.proxy)
+        try:
+            cand.scores = score_all(self.proxies, genome, self.batch(genome.image_size), seed=self.seed)
+        except Exception as exc:  # noqa: BLE001 - one odd network must not stop the study's driver
+            cand.error = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("proxy_error", cand.error)
         for name, value in cand.scores.items():
             trial.set_user_attr(PROXY_PREFIX + name, value)
         return cand
@@ -134,7 +145,7 @@ class Prescreener:
         attrs: dict[str, Any] = {**cand.cost, "status": "prescreened", "prescreened_by": best.trial.number}
         if cand.violations:
             attrs["violations"] = cand.violations
-        values = {**cand.cost, **{PROXY_PREFIX + k: v for k, v in cand.scores.items()}}
+        values = {**cand.cost, **{PROXY_PREFIX + k: v for k, v in cand.scores.items() if math.isfinite(v)}}
         attrs.update(sampler_feedback(self.objectives, values, study, 1.0 + cand.excess))
         for name, value in attrs.items():
             cand.trial.set_user_attr(name, value)
