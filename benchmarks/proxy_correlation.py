@@ -87,6 +87,21 @@ def kendall_tau(x: list[float], y: list[float]) -> float:
     return float(kendalltau(x, y).statistic)  # tau-b: ties (equal scores) are accounted for
 
 
+def best_of_k_gain(rows: list[dict[str, Any]], fields: dict[str, str], *, k: int, draws: int,
+                   seed: int) -> dict[str, float]:
+    """Mean over random groups of ``k`` rows of (val_acc of the group's best by each score) minus the
+    group's mean val_acc: what ``prescreen: {keep: 1/k}`` gains per trial slot over training a random one."""
+    import random
+
+    rng = random.Random(seed)
+    groups = [rng.sample(rows, k) for _ in range(draws)] if len(rows) >= k else []
+    out = {}
+    for name, field in fields.items():
+        gains = [max(g, key=lambda r: r[field])["val_acc"] - sum(r["val_acc"] for r in g) / k for g in groups]
+        out[name] = sum(gains) / len(gains) if gains else float("nan")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default=str(ROOT / "search_spaces" / "vit_family.yaml"))
@@ -171,6 +186,18 @@ def print_table(genomes: list[Any], cache: dict[str, dict[str, Any]], tag: str, 
             tau = kendall_tau([p[0] for p in pairs], [p[1] for p in pairs])
             cells.append("-" if math.isnan(tau) else f"{tau:+.3f}")
         print(f"| {label} | {len(members)} | " + " | ".join(cells) + " |")
+    # How much of a proxy is model size, and what pre-screening with keep 0.25 would gain on these rows.
+    fields = {n: (f"proxy_{n}_{tag}" if n in PROXIES else n) for n in names}
+    scored = [r for r in rows if all(r.get(f) is not None for f in fields.values())]
+    print(f"\nsize and pre-screening ({len(scored)} architectures):")
+    print("| | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for cost in ("params", "flops"):
+        print(f"| tau vs {cost} | " + " | ".join(
+            f"{kendall_tau([r[f] for r in scored], [r[cost] for r in scored]):+.3f}" for f in fields.values()) + " |")
+    gains = best_of_k_gain(scored, fields, k=4, draws=5000, seed=args.seed)
+    print("| best of 4 by it, val_acc minus a random one of the 4 | " + " | ".join(
+        f"{gains[n]:+.3f}" for n in names) + " |")
     secs = {n: [r[f"seconds_{n}_{tag}"] for r in rows if f"seconds_{n}_{tag}" in r] for n in PROXIES}
     accs = sorted(r["val_acc"] for r in rows)
     if accs:
