@@ -204,3 +204,15 @@ def test_a_candidate_the_proxy_cannot_score_ranks_last_and_keeps_the_error(
     failed = [t for t in study.trials if mixers[t.number] != "shift"]
     assert all(t.user_attrs["proxy_error"] == "RuntimeError: odd network" for t in failed)
     assert all(t.user_attrs["sampler_values"][2] == 0.0 for t in failed)  # no score: the direction's worst
+
+
+def test_an_architecture_already_trained_is_passed_over(data: Any) -> None:
+    docs = [parse_genome({"image_size": 16, "num_classes": 10, "patch_size": 4, "layout": layout, "depths": 1,
+                          "dims": 16, "heads": 1, "mlp_ratio": 2}).to_dict() for layout in ("A", "S")]
+    calls = iter(range(100))
+    suggest = lambda trial: docs[next(calls) % 2]  # noqa: E731 - candidates A, S, A, S, ...
+    study, screen = new_study(), screener(data, keep=0.5, constraints={})
+    first = screen.pick(study, suggest)
+    study.tell(first, [0.5, 1.0, 1.0])
+    second = screen.pick(study, suggest)  # the same two again: the untrained one runs, whatever its score
+    assert {first.user_attrs["key"], second.user_attrs["key"]} == {parse_genome(d).key for d in docs}

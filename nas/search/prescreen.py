@@ -2,7 +2,8 @@
 
 With ``prescreen: {proxy: naswot, keep: 0.25}`` each trial slot asks the sampler for ``1/keep``
 candidates (4 here), checks each against the cost constraints, scores the feasible ones with the proxy
-at initialisation on one fixed batch of the study's data, and hands only the best to Ray Tune. The
+at initialisation on one fixed batch of the study's data, and hands only the best to Ray Tune (an
+architecture the study has not trained yet before one it has: a repeat would only be reused). The
 others are told to Optuna at once, without training: PRUNED with ``status: prescreened``, their genome,
 key, cost and proxy scores, and the ``sampler_values`` / ``sampler_violation`` attributes through which
 the sampler still learns from them (training objectives at their worst value, costs and proxies real;
@@ -108,8 +109,12 @@ class Prescreener:
         for _ in range(self.candidates - 1):
             candidates.append(self.assess(study.ask(), suggest_genome))
         feasible = [c for c in candidates if not c.violations]
-        if feasible:  # ties: the first sampled; a candidate the proxy could not score ranks last
-            best = max(feasible, key=lambda c: (c.ranked, c.scores[self.proxy] if c.ranked else 0.0))
+        mine = {c.trial.number for c in candidates}
+        seen = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                TrialState.RUNNING)) if t.number not in mine}  # trained or being trained: nothing new to learn
+        if feasible:  # an unseen architecture first, then the proxy; ties: the first sampled
+            best = max(feasible, key=lambda c: (c.genome.key not in seen, c.ranked,
+                                                c.scores[self.proxy] if c.ranked else 0.0))
         else:  # nothing feasible: the least violating one runs (and is recorded infeasible, as usual)
             best = min(candidates, key=lambda c: c.excess)
         for cand in candidates:

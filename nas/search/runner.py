@@ -118,7 +118,9 @@ class _Progress:
         print(
             f"[{done:>3}/{self.n_trials}] trial {trial.number:>3} {attrs.get('key', '')} {what} | "
             f"done {states.get('COMPLETE', 0)} running {running} failed {states.get('FAIL', 0)} "
-            f"pruned {states.get('PRUNED', 0)} | best val_acc {best} front {len(s['front'])} "
+            f"pruned {states.get('PRUNED', 0) - s['prescreened']}"
+            + (f" screened out {s['prescreened']}" if s["prescreened"] else "")
+            + f" | best val_acc {best} front {len(s['front'])} "
             f"| {time.time() - self.start:.0f}s",
             flush=True,
         )
