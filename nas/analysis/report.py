@@ -305,6 +305,9 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
     state_text = ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "no trials yet"
     if "status" in frame and (frame["status"] == "infeasible").any():
         state_text += f" (of which {int((frame['status'] == 'infeasible').sum())} over a constraint, never trained)"
+    if "status" in frame and (frame["status"] == "prescreened").any():
+        state_text += (f"; {int((frame['status'] == 'prescreened').sum())} screened out by a zero-cost proxy, "
+                       f"never trained")
     hv_text = ("not available (no complete trial yet)" if summary is None else
                f"{summary.value:.6g}" + (f", {summary.fraction:.4f} of the box between the ideal point and the "
                                           f"reference point" if summary.fraction is not None else "") +

@@ -13,7 +13,7 @@ import sys
 from nas.errors import NasError
 
 # Sub-command modules, in the order ``nas --help`` lists them.
-COMMANDS = ("presets", "build", "validate", "cost", "train", "study", "export", "ablate")
+COMMANDS = ("presets", "build", "validate", "cost", "proxy", "train", "study", "export", "ablate")
 
 
 def make_parser() -> argparse.ArgumentParser:

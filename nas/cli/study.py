@@ -125,7 +125,8 @@ def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
                        "params": rec.get("params"), "flops": rec.get("flops"), "genome": rec["genome"]})
     return {
         "name": config.name, "dir": str(study_dir), "n_trials": config.n_trials, "objectives": config.objectives,
-        "states": summary["states"], "infeasible": summary["infeasible"], "best_val_acc": summary["best_val_acc"],
+        "states": summary["states"], "infeasible": summary["infeasible"],
+        "prescreened": summary.get("prescreened", 0), "best_val_acc": summary["best_val_acc"],
         "trials": trials, "pareto": pareto,
         "hypervolume": None if hv is None else hv.value, "hv_reference": None if hv is None else hv.reference,
     }
@@ -135,7 +136,9 @@ def _print_status(config: Any, study_dir: Path) -> None:
     status = status_object(config, study_dir)
     states = ", ".join(f"{k} {v}" for k, v in sorted(status["states"].items())) or "no trials yet"
     print(f"study {status['name']!r} in {study_dir}: {states} (of n_trials {status['n_trials']}; "
-          f"{status['infeasible']} over a constraint, never trained)")
+          f"{status['infeasible']} over a constraint, never trained"
+          + (f"; {status['prescreened']} screened out by the proxy, never trained, not counted"
+             if status["prescreened"] else "") + ")")
     rows = []
     for p in status["pareto"]:
         row: dict[str, Any] = {"trial": p["number"]}

@@ -22,6 +22,7 @@ import yaml
 from nas.config_validation import NAME, Validator
 from nas.errors import ConfigError, closest
 from nas.genome.io import load_yaml
+from nas.proxy.registry import PROXIES
 
 __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
 
@@ -29,6 +30,7 @@ __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", 
 OBJECTIVES: dict[str, str] = {
     "val_acc": "maximize", "val_loss": "minimize", "train_acc": "maximize", "train_loss": "minimize",
     "flops": "minimize", "params": "minimize", "latency_ms": "minimize",
+    **{f"proxy_{name}": "maximize" for name in PROXIES},  # zero-cost proxies, scored before training
 }
 TRAINING_OBJECTIVES = ("val_acc", "val_loss", "train_acc", "train_loss")  # change from epoch to epoch
 CONSTRAINTS = ("flops", "params", "latency_ms")  # known from the cost model before training
@@ -39,9 +41,10 @@ SCHEDULERS = ("none", "asha", "moasha")
 ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 MOASHA_SELECTIONS = ("epsnet", "crowding")  # MO-ASHA's tie-breaks within a front (nas.search.moasha)
 MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet"}
+PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
-          "reference_presets")
+          "reference_presets", "prescreen")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -65,6 +68,8 @@ class StudyConfig:
     ray_address: str | None = None  # None or "local": a local Ray; "auto"; "ray://host:port"
     keep_checkpoints: str = "none"
     reference_presets: tuple[str, ...] = ()
+    # None: every sampled architecture is trained; else {proxy, keep}: train the best of 1/keep candidates
+    prescreen: dict[str, Any] | None = None
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -83,6 +88,7 @@ class StudyConfig:
             "scheduler": "none" if self.scheduler is None else _scheduler_doc(self.scheduler),
             "storage": self.storage, "ray_address": self.ray_address, "keep_checkpoints": self.keep_checkpoints,
             "reference_presets": list(self.reference_presets),
+            "prescreen": dict(self.prescreen) if self.prescreen else None,
         }
 
     # -- derived -----------------------------------------------------------------------------------
@@ -221,6 +227,7 @@ class _Validator(Validator):
             storage=self.storage(doc.get("storage")), ray_address=self.ray_address(doc.get("ray_address")),
             keep_checkpoints=self.choice("keep_checkpoints", doc.get("keep_checkpoints") or "none", KEEP_CHECKPOINTS),
             reference_presets=self.presets(doc.get("reference_presets")),
+            prescreen=self.prescreen(doc.get("prescreen")),
         )
 
     # -- fields ------------------------------------------------------------------------------------
@@ -288,6 +295,19 @@ class _Validator(Validator):
             raise self.error(f"storage must be null (an SQLite file in the study directory) or an SQLAlchemy URL "
                              f"such as sqlite:///study.db or postgresql://user@host/db, got {value!r}")
         return value
+
+    def prescreen(self, value: Any) -> dict[str, Any] | None:
+        if value is None or value == "none":
+            return None
+        doc = self.mapping("prescreen", value, PRESCREEN_FIELDS)
+        if "proxy" not in doc:
+            raise self.error(f"prescreen.proxy is missing; give one of {', '.join(PROXIES)}")
+        proxy = self.choice("prescreen.proxy", doc["proxy"], tuple(PROXIES))
+        keep = self.number("prescreen.keep", doc.get("keep", 0.25), minimum=0, strict=True)
+        if keep > 1:
+            raise self.error(f"prescreen.keep is the fraction of sampled candidates that is trained, in (0, 1]; "
+                             f"got {keep:g}")
+        return {"proxy": proxy, "keep": keep}
 
     def presets(self, value: Any) -> tuple[str, ...]:
         names = [value] if isinstance(value, str) else list(value or [])

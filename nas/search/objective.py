@@ -16,7 +16,7 @@ from typing import Any
 from nas.genome import parse_genome
 from nas.runtime import library_versions
 
-__all__ = ["TrialContext", "run_trial", "dataset_for"]
+__all__ = ["TrialContext", "run_trial", "dataset_for", "proxy_objectives"]
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -70,6 +70,20 @@ def _cost(genome: Any, ctx: TrialContext, device: str) -> dict[str, Any]:
     return out
 
 
+def proxy_objectives(genome: Any, ctx: TrialContext) -> dict[str, float]:
+    """The study's ``proxy_*`` objectives for ``genome``, scored at initialisation on the fixed batch
+    pre-screening uses (same data, seed and batch size: the same value for the same architecture)."""
+    from nas.search.prescreen import PROXY_PREFIX
+
+    names = [n.removeprefix(PROXY_PREFIX) for n in ctx.objectives if n.startswith(PROXY_PREFIX)]
+    if not names:
+        return {}
+    from nas.proxy import DEFAULT_BATCH, proxy_batch, score_all
+
+    batch = proxy_batch(dataset_for(ctx.data, ctx.seed), DEFAULT_BATCH, seed=ctx.seed, image_size=genome.image_size)
+    return {PROXY_PREFIX + k: v for k, v in score_all(names, genome, batch, seed=ctx.seed).items()}
+
+
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
@@ -101,6 +115,7 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
                      "duration_s": time.perf_counter() - start}
             report(final)
             return final
+        base.update(proxy_objectives(genome, ctx))  # before training: the initial weights are scored
         if ctx.dry_run:
             final = {**base, "val_acc": 0.0, "val_loss": 0.0, "train_acc": 0.0, "train_loss": 0.0, "epochs": 0,
                      "epoch": 0, "status": "dry_run", "final": True, "duration_s": time.perf_counter() - start}

@@ -13,10 +13,13 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["Outcome", "classify_result", "trial_record", "trials_frame", "METRIC_KEYS", "COST_KEYS"]
+from nas.proxy.registry import PROXIES
+
+__all__ = ["Outcome", "classify_result", "trial_record", "trials_frame", "METRIC_KEYS", "COST_KEYS", "PROXY_KEYS"]
 
 METRIC_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss", "img_per_s", "epochs", "elapsed_s")
 COST_KEYS = ("params", "flops", "flops_unit", "latency_ms")
+PROXY_KEYS = tuple(f"proxy_{name}" for name in PROXIES)  # zero-cost proxy scores (objectives, pre-screening)
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
 _STORED = (
     "genome", "key", "params", "flops", "flops_unit", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
-    "reused_from", "error", "checkpoint", "sampler_violation",
+    "reused_from", "error", "checkpoint", "sampler_violation", *PROXY_KEYS,
 )
 
 
@@ -83,7 +86,8 @@ def trial_record(trial: FrozenTrial, objectives: list[str] | None = None) -> dic
         "key": attrs.get("key"),
         "layout": _layout(attrs.get("genome")),
     }
-    for k in COST_KEYS + METRIC_KEYS + ("epoch_reached", "reused_from", "error", "device", "duration_s", "checkpoint"):
+    for k in COST_KEYS + METRIC_KEYS + PROXY_KEYS + ("epoch_reached", "reused_from", "prescreened_by", "error", "device",
+                                                    "duration_s", "checkpoint"):
         if k in attrs:
             rec[k] = attrs[k]
     if objectives and trial.values is not None:

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from nas.errors import ConfigError
 from nas.search.objective import TrialContext, run_trial
+from nas.search.prescreen import make_prescreener
 from nas.search.records import trials_frame
 from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue_interrupted, storage_url
 
@@ -86,7 +87,9 @@ def study_summary(study: optuna.Study, objectives: list[str]) -> dict[str, Any]:
         accs = [t.values[objectives.index("val_acc")] for t in trials if t.state == TrialState.COMPLETE]
         best_acc = max(accs) if accs else None
     infeasible = sum(1 for t in trials if t.user_attrs.get("infeasible"))
-    return {"states": states, "infeasible": infeasible, "best_val_acc": best_acc, "front": front}
+    prescreened = sum(1 for t in trials if t.user_attrs.get("status") == "prescreened")
+    return {"states": states, "infeasible": infeasible, "prescreened": prescreened, "best_val_acc": best_acc,
+            "front": front}
 
 
 class _Progress:
@@ -99,7 +102,7 @@ class _Progress:
     def __call__(self, trial: optuna.trial.FrozenTrial) -> None:
         s = study_summary(self.study, self.objectives)
         states = s["states"]
-        done = sum(states.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
+        done = sum(states.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL")) - s["prescreened"]  # as finished_count
         running = 0
         if self.searcher is not None:
             running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials))
@@ -115,7 +118,9 @@ class _Progress:
         print(
             f"[{done:>3}/{self.n_trials}] trial {trial.number:>3} {attrs.get('key', '')} {what} | "
             f"done {states.get('COMPLETE', 0)} running {running} failed {states.get('FAIL', 0)} "
-            f"pruned {states.get('PRUNED', 0)} | best val_acc {best} front {len(s['front'])} "
+            f"pruned {states.get('PRUNED', 0) - s['prescreened']}"
+            + (f" screened out {s['prescreened']}" if s["prescreened"] else "")
+            + f" | best val_acc {best} front {len(s['front'])} "
             f"| {time.time() - self.start:.0f}s",
             flush=True,
         )
@@ -225,7 +230,7 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
         searcher = StudySearcher(
             suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
             study_name=config.name, storage=study._storage,
-            sampler=_sampler(config, study),
+            sampler=_sampler(config, study), prescreen=make_prescreener(config, ctx, data),
         )
         progress = _Progress(searcher.study, objectives, config.n_trials, searcher)
         if not quiet:

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from nas.search.feedback import with_feedback
-from nas.search.records import classify_result
+from nas.search.records import PROXY_KEYS, classify_result
 
 __all__ = ["StudySearcher"]
 
@@ -32,8 +32,10 @@ class StudySearcher(OptunaSearch):
         storage: optuna.storages.BaseStorage,
         sampler: optuna.samplers.BaseSampler,
         on_complete: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+        prescreen: Any = None,
     ) -> None:
         self._suggest_genome = suggest_genome
+        self._prescreen = prescreen  # a nas.search.prescreen.Prescreener: picks each slot's trial among several
         self._objectives = list(objectives)
         self._directions = list(directions)
         self._on_complete = on_complete
@@ -60,8 +62,15 @@ class StudySearcher(OptunaSearch):
         key = trial.user_attrs.get("key")
         if key and key not in self._known and trial.user_attrs.get("status") != "reused":
             keep = ("val_acc", "val_loss", "train_acc", "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s",
-                    "params", "flops", "flops_unit", "latency_ms", "history", "device", "checkpoint")
+                    "params", "flops", "flops_unit", "latency_ms", "history", "device", "checkpoint",
+                    *PROXY_KEYS)
             self._known[key] = {k: trial.user_attrs[k] for k in keep if k in trial.user_attrs} | {"number": trial.number}
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self._prescreen is not None and trial_id not in self._ot_trials:
+            # The screened trial's parameters are set; Ray's define-by-run pass below replays them.
+            self._ot_trials[trial_id] = self._prescreen.pick(self._ot_study, self._suggest_genome)
+        return super().suggest(trial_id)
 
     def _define_by_run(self, trial: Any) -> dict[str, Any]:
         genome = self._suggest_genome(trial)  # canonical genome document

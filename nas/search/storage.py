@@ -86,4 +86,7 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
 
 
 def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that count against ``n_trials``: every finished one except candidates that pre-screening
+    recorded without training (``status: prescreened``); infeasible trials count."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
+               if t.user_attrs.get("status") != "prescreened")

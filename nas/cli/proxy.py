@@ -1,0 +1,52 @@
+"""``nas proxy SPEC --data D``: zero-cost proxy scores of a genome at initialisation, with their time."""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from nas.cli.common import print_json, print_table
+
+__all__ = ["add_parser", "run"]
+
+def add_parser(subparsers: Any) -> None:
+    from nas.proxy import DEFAULT_BATCH, PROXIES
+
+    p = subparsers.add_parser(
+        "proxy", help="zero-cost proxy scores of an untrained genome (naswot, synflow, grad_norm, snip)",
+        description="Score a genome at initialisation with zero-cost proxies on a fixed, seeded batch of the "
+                    "dataset's training images (higher = predicted to train better), and time each score.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="preset name (see `nas presets`) or genome file (.yaml/.json)")
+    p.add_argument("--data", default="mnist5k", metavar="NAME[:PATH]", help="dataset spec (default mnist5k)")
+    p.add_argument("--proxy", default="all", choices=[*PROXIES, "all"], help="which proxy (default: all)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"images in the batch (default {DEFAULT_BATCH})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batch draw")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.data import load_dataset
+    from nas.genome import load_genome
+    from nas.proxy import PROXIES, proxy_batch, score
+
+    genome = load_genome(args.spec)
+    data = load_dataset(args.data, seed=args.seed, image_size=genome.image_size)
+    batch = proxy_batch(data, args.batch, seed=args.seed, image_size=genome.image_size)
+    names = list(PROXIES) if args.proxy == "all" else [args.proxy]
+    rows = []
+    for name in names:
+        start = time.perf_counter()
+        value = score(name, genome, batch, seed=args.seed)
+        rows.append({"proxy": name, "score": value, "seconds": time.perf_counter() - start,
+                     "what": PROXIES[name].summary})
+    if args.json:
+        print_json({"spec": args.spec, "key": genome.key, "layout": genome.layout, "data": data.name,
+                    "batch": args.batch, "seed": args.seed,
+                    "scores": {r["proxy"]: r["score"] for r in rows},
+                    "seconds": {r["proxy"]: r["seconds"] for r in rows}})
+        return 0
+    print_table(rows, title=f"{args.spec} ({genome.layout}, key {genome.key}) on {batch.size} {data.name} images, "
+                            f"seed {args.seed}; build + score time per proxy")
+    return 0
