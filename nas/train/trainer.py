@@ -48,6 +48,8 @@ class TrainResult:
     params: int
     seed: int
     stopped_by: str  # "epochs" or "seconds"
+    amp: str = "off"  # the autocast actually used: "bf16" or "off" (``auto`` resolved on the device)
+    compiled: bool = False  # whether the training step ran a torch.compile'd model
     history: list[dict[str, Any]] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained network
 
@@ -193,7 +195,9 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999),
                                   **({"fused": True} if cuda else {}))
-    step_model = torch.compile(model) if (config.compile and cuda) else model
+    # An explicit ``compile: true`` is honoured on any device (the CPU path is what tests can run);
+    # Inductor needs a C compiler on CPU.
+    step_model = torch.compile(model, backend=config.compile_backend) if config.compile else model
 
     batches = len(train_loader)
     warmup_steps = int(round(config.warmup_epochs * batches))
@@ -278,7 +282,7 @@ def train(
         epochs=epoch, steps=step, img_per_s=train_images / max(train_time, 1e-9),
         elapsed_s=time.perf_counter() - t_start, device=device_name(device),
         params=sum(p.numel() for p in model.parameters()), seed=seed, stopped_by=stopped_by,
-        history=history, model=model,
+        amp="bf16" if amp else "off", compiled=step_model is not model, history=history, model=model,
     )
 
 
