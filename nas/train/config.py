@@ -37,6 +37,11 @@ class TrainConfig:
     val_subset: int | None = None  # evaluate on only the first N validation images (quick searches)
     augment: bool = True  # random crop with zero padding, plus horizontal flip where the data allows it
     crop_pad: int = 4  # padding of the random crop, pixels (4 is the CIFAR convention)
+    # The ImageNet recipes' batch regularisers (DeiT's: mixup 0.8, CutMix 1.0, random erasing 0.25),
+    # applied on the device (nas.train.mixing); 0 leaves them off, as short runs want
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing coefficient of mixup
+    cutmix_alpha: float = 0.0  # the same for CutMix; with both set, half the batches are CutMix
+    random_erasing: float = 0.0  # probability that an image gets a random box of noise
     eval_batch_size: int = 500  # evaluation has no backward pass: larger batches are cheaper
     amp: str = "auto"  # auto: bf16 autocast on CUDA only (CPU bf16 is slower than float32); bf16 | off
     # (explicit bf16 is honoured on CPU too)
@@ -62,7 +67,8 @@ class TrainConfig:
         _check_positive(self, "val_subset", integer=True, optional=True)
         _check_positive(self, "grad_clip", optional=True)
         for name, lo, hi in (("weight_decay", 0.0, None), ("warmup_epochs", 0.0, None),
-                             ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None)):
+                             ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None),
+                             ("mixup_alpha", 0.0, None), ("cutmix_alpha", 0.0, None), ("random_erasing", 0.0, 1.0)):
             value = getattr(self, name)
             if value < lo or (hi is not None and value > hi):
                 allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
