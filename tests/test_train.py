@@ -207,3 +207,46 @@ def test_cli_bad_data_is_a_one_line_error(capsys) -> None:
 
     assert main(["train", "vit_cifar", "--data", "cifar1O:/nowhere"]) == 2
     assert "error: unknown dataset 'cifar1o'; did you mean 'cifar10'?" in capsys.readouterr().err
+
+
+# -- explicit bf16 autocast and torch.compile on the CPU ----------------------------------------------
+def _linear_output_dtypes(model: nn.Module) -> list[torch.dtype]:
+    seen: list[torch.dtype] = []
+    model[-1].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    return seen
+
+
+def test_auto_precision_is_float32_uncompiled_on_cpu(synthetic) -> None:
+    torch.manual_seed(0)
+    net = tiny_net()
+    dtypes = _linear_output_dtypes(net)
+    result = train(net, synthetic, quick(epochs=1), seed=0)
+    assert (result.amp, result.compiled) == ("off", False) and set(dtypes) == {torch.float32}
+
+
+def test_explicit_bf16_autocast_runs_and_learns_on_cpu(synthetic) -> None:
+    torch.manual_seed(0)
+    net = tiny_net()
+    dtypes = _linear_output_dtypes(net)
+    result = train(net, synthetic, quick(epochs=4, amp="bf16"), seed=0)
+    # after the float32 shape probe of a ready module, every training and evaluation forward ran in bf16
+    assert result.amp == "bf16" and dtypes[0] == torch.float32 and set(dtypes[1:]) == {torch.bfloat16}
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] - 0.3
+    assert result.val_acc > 0.6
+    assert result.to_dict()["amp"] == "bf16"
+
+
+def test_explicit_compile_runs_the_compiled_model_and_learns_on_cpu(synthetic) -> None:
+    # aot_eager: TorchDynamo captures forward and backward graphs as Inductor would, without a minute
+    # of C++ code generation on this CPU; the eager and compiled runs must give the same losses.
+    torch.manual_seed(0)
+    compiled = train(tiny_net(), synthetic, quick(epochs=3, amp="bf16", compile=True, compile_backend="aot_eager"),
+                     seed=0)
+    torch.manual_seed(0)
+    eager = train(tiny_net(), synthetic, quick(epochs=3, amp="bf16"), seed=0)
+    assert compiled.compiled and not eager.compiled and compiled.amp == "bf16"
+    losses = [h["train_loss"] for h in compiled.history]
+    assert losses[-1] < losses[0] - 0.3 and compiled.val_acc > 0.6
+    assert losses == pytest.approx([h["train_loss"] for h in eager.history], rel=1e-3)
+    with pytest.raises(ConfigError, match="compile_backend must be one of inductor, aot_eager, eager, cudagraphs"):
+        TrainConfig(compile_backend="tvm")

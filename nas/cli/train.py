@@ -27,6 +27,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights and batch order")
     p.add_argument("--subset", type=int, help="train on only N training images (quick checks)")
     p.add_argument("--device", help="auto (default), cpu or cuda[:N]")
+    p.add_argument("--recipe", choices=("default", "paper"), default="default",
+                   help="default: the family's short-run recipe; paper: the paper's ImageNet recipe "
+                        "(paper-scale presets only; see nas/train/paper_recipes.py)")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON mapping of TrainConfig fields (flags win)")
     p.add_argument("--save", metavar="FILE", help="write the trained state dict here")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
@@ -51,7 +54,12 @@ def _config(args: argparse.Namespace, genome: Any) -> Any:
              "subset": args.subset, "device": args.device, "save_path": args.save}
     doc.update({k: v for k, v in flags.items() if v is not None})
     TrainConfig.from_dict(doc)  # unknown keys and wrong types are reported against the user's own document
-    config = recommended_config(genome, **doc)  # the recipe decides augmentation from the final epochs
+    if getattr(args, "recipe", "default") == "paper":
+        from nas.train.paper_recipes import paper_config
+
+        config = paper_config(args.spec, **doc)
+    else:
+        config = recommended_config(genome, **doc)  # the recipe decides augmentation from the final epochs
     if args.seconds is not None and args.epochs is None and "epochs" not in doc:
         config = TrainConfig.from_dict({**config.to_dict(), "epochs": None})  # a time budget alone
     return config

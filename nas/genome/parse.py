@@ -34,7 +34,10 @@ CHOICES = {
     "position": ("absolute", "relative", "none"),
     "downsample": ("merge", "pool"),
     "reattn_norm": ("batch", "layer", "none"),
+    "init": ("nas", "vit", "shiftvit", "coatnet"),
 }
+# LayerNorm's epsilon when a genome names none: PyTorch's default; written out only when it differs.
+DEFAULT_NORM_EPS = 1e-5
 STAGE_DEFAULTS = {"mlp_ratio": 4.0, "shift_ratio": 1 / 12, "expansion": 4.0, "se_ratio": 0.25, "reattn_norm": "batch"}
 
 
@@ -244,6 +247,15 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     fields["drop_path"] = drop_path
     hidden = doc.get("head_hidden")
     fields["head_hidden"] = _int("head_hidden", hidden) if hidden is not None else None
+    eps = doc.get("norm_eps")
+    if eps is not None:
+        eps = _positive("norm_eps", eps)
+        if eps >= 0.1:
+            raise GenomeError(f"norm_eps must be in (0, 0.1), got {eps:g} (LayerNorm's epsilon; timm's ViTs use 1e-6)")
+    fields["norm_eps"] = None if eps is None or eps == DEFAULT_NORM_EPS else eps  # the default is left out
+    init = doc.get("init")
+    init = None if init is None else _choice("init", init, "init")
+    fields["init"] = None if init == "nas" else init  # nas is the default: left out of the document
     if stem == "patch":
         for name in ("stem_dim", "stem_stride"):
             if doc.get(name) is not None:

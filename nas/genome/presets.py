@@ -1,5 +1,11 @@
 """Named genomes: the seed papers' published configurations and four small 32x32 variants.
 
+The ImageNet presets also carry what their official code sets outside the layer shapes: the
+initialisation (``init``), LayerNorm's epsilon (``norm_eps``) and the stochastic-depth rate
+(``drop_path``), each with its source below. None of these changes a parameter count or FLOPs. The
+32x32 presets keep nas's own initialisation (a unit-scale position table ahead of attention, measured
+to help short runs; :mod:`nas.models.builder`) and no stochastic depth.
+
 Every preset records where its configuration comes from and, where the paper prints them, the
 published parameter count and FLOPs (multiply-accumulates, the papers' convention) so that tests and
 ``nas build`` can check that the builder lands on them.
@@ -31,7 +37,12 @@ def _add(preset: Preset) -> None:
 
 
 # -- ViT / DeiT (isotropic) -------------------------------------------------------------------------
+# Init and eps as timm's vision_transformer.py (DeiT's code builds on it): position table and linear
+# layers trunc-normal 0.02, patch projection at PyTorch's default, LayerNorm(eps=1e-6). Stochastic depth
+# 0.1: DeiT's recipe (Table 9, "Stoch. Depth 0.1") for DeiT-Ti/S/B; ViT-L/16 has no published
+# ImageNet-1k-from-scratch rate and takes the same recipe.
 _DEIT = "Touvron et al., DeiT (ICML 2021), Table 1; Dosovitskiy et al., ViT (ICLR 2021), Table 1"
+_VIT_INIT = {"init": "vit", "norm_eps": 1e-6, "drop_path": 0.1}
 for name, dim, depth, heads, params, flops in (
     ("deit_tiny", 192, 12, 3, 5.72, 1.26),
     ("deit_small", 384, 12, 6, 22.05, 4.61),
@@ -41,11 +52,14 @@ for name, dim, depth, heads, params, flops in (
     _add(Preset(
         name=name,
         genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 16, "pool": "cls",
-                "position": "absolute", "layout": "A", "depths": [depth], "dims": [dim], "heads": heads, "mlp_ratio": 4},
+                "position": "absolute", "layout": "A", "depths": [depth], "dims": [dim], "heads": heads, "mlp_ratio": 4,
+                **_VIT_INIT},
         source=_DEIT, params_m=params, flops_g=flops, params_rtol=0.005,
     ))
 
 # -- DeepViT depth study (D=384, 12 heads of 32, MLP ratio 3) ---------------------------------------
+# The DeepViT code builds on timm's ViT (LayerNorm eps 1e-6, trunc-normal 0.02 init) and the paper
+# trains with DeiT's recipe; its stochastic depth is taken to be DeiT's 0.1.
 _DVIT = "Zhou et al., DeepViT (arXiv 2103.11886), Table 3 / zhoudaquan/dvit_repo deep_vision_transformer.py"
 for depth, params in ((16, 24.5), (24, 36.3), (32, 48.1)):
     for prefix, mixer in (("vit", "attention"), ("deepvit", "reattention")):
@@ -53,33 +67,44 @@ for depth, params in ((16, 24.5), (24, 36.3), (32, 48.1)):
             name=f"{prefix}_{depth}",
             genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 16, "pool": "cls",
                     "position": "absolute", "layout": "T", "transformer_mixer": mixer, "depths": [depth],
-                    "dims": [384], "heads": 12, "mlp_ratio": 3},
+                    "dims": [384], "heads": 12, "mlp_ratio": 3, **_VIT_INIT},
             source=_DVIT, params_m=params, params_rtol=0.01,
         ))
 
 # -- ShiftViT (Swin-like pyramid, zero-parameter shift) ----------------------------------------------
+# Init as microsoft/SPACH models/shiftvit.py ``_init_weights``: linear and convolution weights
+# trunc-normal 0.02, zero biases. Its norms are GroupNorm(1)/BatchNorm at PyTorch's eps (no
+# ``norm_eps``). Stochastic depth per model as registered in SPACH's models/registry.py:
+# shiftvit_light_tiny 0.2, shiftvit_r2_tiny 0.2, shiftvit_light_small 0.4, shiftvit_r2_small 0.4,
+# shiftvit_r2_base 0.6.
 _SHIFT = "Wang et al., When Shift Operation Meets Vision Transformer (AAAI 2022), Table 1 / microsoft/SPACH"
-for name, dim, depths, tau, gamma, params, flops in (
-    ("shiftvit_tiny_light", 96, [2, 2, 6, 2], 4, "1/12", 20.0, 3.0),
-    ("shiftvit_tiny", 96, [6, 8, 18, 6], 2, "1/12", 29.0, 4.5),
-    ("shiftvit_small_light", 96, [2, 2, 18, 2], 4, "1/12", 34.0, 5.7),
-    ("shiftvit_small", 96, [10, 18, 36, 10], 2, "1/12", 50.0, 8.8),
-    ("shiftvit_base", 128, [10, 18, 36, 10], 2, "1/16", 89.0, 15.6),
+for name, dim, depths, tau, gamma, params, flops, drop_path in (
+    ("shiftvit_tiny_light", 96, [2, 2, 6, 2], 4, "1/12", 20.0, 3.0, 0.2),
+    ("shiftvit_tiny", 96, [6, 8, 18, 6], 2, "1/12", 29.0, 4.5, 0.2),
+    ("shiftvit_small_light", 96, [2, 2, 18, 2], 4, "1/12", 34.0, 5.7, 0.4),
+    ("shiftvit_small", 96, [10, 18, 36, 10], 2, "1/12", 50.0, 8.8, 0.4),
+    ("shiftvit_base", 128, [10, 18, 36, 10], 2, "1/16", 89.0, 15.6, 0.6),
 ):
     _add(Preset(
         name=name,
         genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 4, "patch_norm": True,
                 "pool": "mean", "position": "none", "downsample": "merge", "layout": "S-S-S-S", "depths": depths,
-                "dims": [dim, 2 * dim, 4 * dim, 8 * dim], "mlp_ratio": tau, "shift_ratio": gamma},
+                "dims": [dim, 2 * dim, 4 * dim, 8 * dim], "mlp_ratio": tau, "shift_ratio": gamma,
+                "init": "shiftvit", "drop_path": drop_path},
         source=_SHIFT, params_m=params, flops_g=flops, params_rtol=0.03,
     ))
 
 # -- CoAtNet (conv stem, MBConv, then relative attention: C-C-T-T) -----------------------------------
+# No official CoAtNet code is public; init and eps follow timm's maxxvit.py, which reproduces the
+# paper: convolutions N(0, sqrt(2 / fan_out)) (``_init_conv``), linear layers trunc-normal 0.02,
+# BatchNorm at 1e-5 in the MBConv stages and LayerNorm eps 1e-6 in the transformer stages
+# (``MaxxVitTransformerCfg.norm_eps``). Stochastic depth on ImageNet-1k: 0.2 / 0.3 / 0.5 for
+# CoAtNet-0 / 1 / 2 (the paper's appendix, hyper-parameter table).
 _COAT = "Dai et al., CoAtNet (NeurIPS 2021), Table 3 and Table 4"
-for name, depths, dims, params, flops in (
-    ("coatnet_0", [2, 3, 5, 2], [96, 192, 384, 768], 25.0, 4.2),
-    ("coatnet_1", [2, 6, 14, 2], [96, 192, 384, 768], 42.0, 8.4),
-    ("coatnet_2", [2, 6, 14, 2], [128, 256, 512, 1024], 75.0, 15.7),
+for name, depths, dims, params, flops, drop_path in (
+    ("coatnet_0", [2, 3, 5, 2], [96, 192, 384, 768], 25.0, 4.2, 0.2),
+    ("coatnet_1", [2, 6, 14, 2], [96, 192, 384, 768], 42.0, 8.4, 0.3),
+    ("coatnet_2", [2, 6, 14, 2], [128, 256, 512, 1024], 75.0, 15.7, 0.5),
 ):
     stem_dim = 64 if name != "coatnet_2" else 128
     _add(Preset(
@@ -87,7 +112,8 @@ for name, depths, dims, params, flops in (
         genome={"image_size": 224, "num_classes": 1000, "stem": "conv", "stem_dim": stem_dim, "stem_stride": 2,
                 "pool": "mean", "position": "relative", "downsample": "pool", "layout": "C-C-T-T",
                 "depths": depths, "dims": dims, "heads": [None, None, dims[2] // 32, dims[3] // 32],
-                "mlp_ratio": 4, "expansion": 4, "se_ratio": 0.25, "head_hidden": dims[3]},
+                "mlp_ratio": 4, "expansion": 4, "se_ratio": 0.25, "head_hidden": dims[3],
+                "init": "coatnet", "norm_eps": 1e-6, "drop_path": drop_path},
         source=_COAT, params_m=params, flops_g=flops, params_rtol=0.05,
     ))
 

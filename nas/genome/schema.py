@@ -79,6 +79,10 @@ class Genome:
     drop_path: float = 0.0  # stochastic depth, linearly increasing to this value
     qkv_bias: bool = True  # attention-type mixers
     head_hidden: int | None = None  # pre-logits Linear+tanh of this width before the classifier (CoAtNet)
+    # Both below are left out of the canonical document at their defaults (None), so genomes written
+    # before they existed keep their keys.
+    norm_eps: float | None = None  # epsilon of every LayerNorm; None: PyTorch's 1e-5 (timm's ViTs use 1e-6)
+    init: str | None = None  # None: nas's short-run init; vit | shiftvit | coatnet: the official code's
 
     # -- derived views ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,8 @@ block with CoAtNet's pooled shortcut (``downsample: pool``).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -25,6 +27,27 @@ _STAGE_OPTIONS = ("heads", "shift_ratio", "expansion", "se_ratio", "reattn_norm"
 
 def _mixer_options(stage: Stage) -> dict[str, object]:
     return {k: getattr(stage, k) for k in _STAGE_OPTIONS if getattr(stage, k) is not None}
+
+
+def _trunc_normal_conv(m: nn.Conv2d) -> None:
+    """ShiftViT (microsoft/SPACH models/shiftvit.py, ``_init_weights``): trunc-normal 0.02, zero bias."""
+    nn.init.trunc_normal_(m.weight, std=0.02)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
+def _fan_out_conv(m: nn.Conv2d) -> None:
+    """CoAtNet as timm's maxxvit.py ``_init_conv`` (EfficientNet's): N(0, sqrt(2 / fan_out)) with
+    fan_out = k_h * k_w * out_channels / groups, zero bias."""
+    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+    nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
+# Convolution init per ``genome.init``. ``vit`` is absent: timm's and DeiT's ViT leave the patch
+# projection at PyTorch's default, as nas does without ``init``.
+CONV_INITS = {"shiftvit": _trunc_normal_conv, "coatnet": _fan_out_conv}
 
 
 class VisionNet(nn.Module):
@@ -94,7 +117,8 @@ class VisionNet(nn.Module):
         # see positions through their neighbourhoods and zero padding; ahead of them a unit-scale table
         # is only noise on the pixels (quickstart trials with a conv first stage lost 2 to 12 points with
         # it), so there it keeps 0.02.
-        if self.pos_embed is not None and self.genome.stages[0].mixer in ATTENTION_MIXERS:
+        # Paper-scale genomes (``init`` set) follow their official code instead: a 0.02 table.
+        if self.pos_embed is not None and self.genome.stages[0].mixer in ATTENTION_MIXERS and not self.genome.init:
             nn.init.normal_(self.pos_embed, std=1.0)
         elif self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -105,6 +129,10 @@ class VisionNet(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d) and self.genome.init in CONV_INITS:
+                CONV_INITS[self.genome.init](m)
+            elif isinstance(m, nn.LayerNorm) and self.genome.norm_eps is not None:
+                m.eps = self.genome.norm_eps  # read in forward: setting it after construction is enough
 
     def forward_features(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, N, C_last]
         x = self.stem(x)

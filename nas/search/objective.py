@@ -84,9 +84,22 @@ def proxy_objectives(genome: Any, ctx: TrialContext) -> dict[str, float]:
     return {PROXY_PREFIX + k: v for k, v in score_all(names, genome, batch, seed=ctx.seed).items()}
 
 
+def _stamped(report: Report) -> Report:
+    """``report`` with the wall-clock end time added to the trial's final report (with ``started_at``
+    from the placement, it shows which trials of a study ran at the same time)."""
+
+    def stamped(result: dict[str, Any]) -> None:
+        if result.get("final"):
+            result["ended_at"] = time.time()
+        report(result)
+
+    return stamped
+
+
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
+    report = _stamped(report)
     base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": library_versions()}
     if config.get("duplicate_of_running"):  # the searcher hands this trial the original's outcome
         final = {**base, "status": "duplicate", "final": True, "duration_s": time.perf_counter() - start}
@@ -100,10 +113,14 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         return final
     try:
         from nas.runtime import pick_device
+        from nas.search.placement import trial_placement
         from nas.train import TrainConfig, train
 
         genome = parse_genome(config["genome"])
         train_config = TrainConfig.from_dict(dict(ctx.budget))
+        placement = trial_placement(train_config.device)  # Ray's GPU, or the CPU with a note
+        base.update(placement.record())
+        train_config = train_config.replace(device=placement.device)
         device = pick_device(train_config.device)
         base.update(_cost(genome, ctx, str(device)))
         violations = {k: base[k] for k, limit in ctx.constraints.items() if base.get(k, 0) > float(limit)}
@@ -140,8 +157,19 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
 
             collapse = collapse_metrics(result.model, data, genome.image_size)
     except Exception as exc:  # recorded FAIL with its message; the study goes on
-        final = {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "final": True,
-                 "duration_s": time.perf_counter() - start}
+        from nas.train.memory import OOM_REASON, is_out_of_memory
+
+        error = f"{type(exc).__name__}: {exc}"
+        if is_out_of_memory(exc):
+            base["reason"] = OOM_REASON
+            error = f"{OOM_REASON}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        final = {**base, "status": "failed", "error": error, "final": True, "duration_s": time.perf_counter() - start}
+    else:
+        final = None
+    if final is not None:  # outside ``except``: the traceback, which holds the model and optimizer, is gone
+        from nas.train.memory import free_memory
+
+        free_memory()  # a reused actor starts its next trial with the failed one's memory returned
         report(final)
         return final
     metrics = result.to_dict()

@@ -73,6 +73,8 @@ _STORED = (
     "genome", "key", "params", "flops", "flops_unit", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
     "reused_from", "error", "checkpoint", "sampler_violation", *PROXY_KEYS,
+    # where the trial ran: Ray's GPU assignment, a fallback's reason, process and wall-clock span
+    "gpu_ids", "cuda_visible_devices", "device_note", "pid", "started_at", "ended_at", "reason", "amp", "compiled",
 )
 
 

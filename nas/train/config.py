@@ -14,6 +14,7 @@ __all__ = ["TrainConfig"]
 
 _AMP = ("auto", "bf16", "off")
 _AUTO_BOOL = ("auto", True, False)
+_COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,20 @@ class TrainConfig:
     val_subset: int | None = None  # evaluate on only the first N validation images (quick searches)
     augment: bool = True  # random crop with zero padding, plus horizontal flip where the data allows it
     crop_pad: int = 4  # padding of the random crop, pixels (4 is the CIFAR convention)
+    # The ImageNet recipes' batch regularisers (DeiT's: mixup 0.8, CutMix 1.0, random erasing 0.25),
+    # applied on the device (nas.train.mixing); 0 leaves them off, as short runs want
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing coefficient of mixup
+    cutmix_alpha: float = 0.0  # the same for CutMix; with both set, half the batches are CutMix
+    random_erasing: float = 0.0  # probability that an image gets a random box of noise
     eval_batch_size: int = 500  # evaluation has no backward pass: larger batches are cheaper
     amp: str = "auto"  # auto: bf16 autocast on CUDA only (CPU bf16 is slower than float32); bf16 | off
-    compile: bool = False  # torch.compile the model; CUDA only (on CPU the compile time outweighs the gain)
+    # (explicit bf16 is honoured on CPU too)
+    compile: bool = False  # torch.compile the model, on any device when true (on CPU, for short runs,
+    # the compile time outweighs the gain: leave it off there unless testing the compiled path)
+    # torch.compile backend: inductor generates kernels (C++ on CPU, Triton on CUDA); aot_eager traces
+    # forward and backward the same way but runs them eagerly, which exercises the compiled path on a
+    # CPU in seconds instead of a minute of C++ compilation (tests use it)
+    compile_backend: str = "inductor"
     channels_last: str | bool = "auto"  # auto: on CUDA for models with real (overlapping) convolutions
     device: str = "auto"  # auto | cpu | cuda[:N]
     save_path: str | None = None  # write the final state dict here (torch.save)
@@ -55,7 +67,8 @@ class TrainConfig:
         _check_positive(self, "val_subset", integer=True, optional=True)
         _check_positive(self, "grad_clip", optional=True)
         for name, lo, hi in (("weight_decay", 0.0, None), ("warmup_epochs", 0.0, None),
-                             ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None)):
+                             ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None),
+                             ("mixup_alpha", 0.0, None), ("cutmix_alpha", 0.0, None), ("random_erasing", 0.0, 1.0)):
             value = getattr(self, name)
             if value < lo or (hi is not None and value > hi):
                 allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
@@ -63,6 +76,9 @@ class TrainConfig:
         if self.amp not in _AMP:
             raise ConfigError(f"train config: amp must be one of {', '.join(_AMP)}, got {self.amp!r}"
                               f"{closest(str(self.amp), _AMP)}")
+        if self.compile_backend not in _COMPILE_BACKENDS:
+            raise ConfigError(f"train config: compile_backend must be one of {', '.join(_COMPILE_BACKENDS)}, "
+                              f"got {self.compile_backend!r}{closest(str(self.compile_backend), _COMPILE_BACKENDS)}")
         if self.channels_last not in _AUTO_BOOL or isinstance(self.channels_last, int) and not isinstance(
                 self.channels_last, bool):
             raise ConfigError(f"train config: channels_last must be auto, true or false, got {self.channels_last!r}")

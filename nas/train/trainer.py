@@ -21,6 +21,7 @@ from nas.errors import DataError, TrainingDiverged
 from nas.genome import Genome, load_genome
 from nas.runtime import device_name, pick_device
 from nas.train.config import TrainConfig
+from nas.train.mixing import BatchMixer, random_erase
 from nas.train.schedule import warmup_cosine
 
 __all__ = ["train", "evaluate", "param_groups", "TrainResult", "NO_DECAY_NAMES"]
@@ -48,6 +49,8 @@ class TrainResult:
     params: int
     seed: int
     stopped_by: str  # "epochs" or "seconds"
+    amp: str = "off"  # the autocast actually used: "bf16" or "off" (``auto`` resolved on the device)
+    compiled: bool = False  # whether the training step ran a torch.compile'd model
     history: list[dict[str, Any]] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained network
 
@@ -193,8 +196,13 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999),
                                   **({"fused": True} if cuda else {}))
-    step_model = torch.compile(model) if (config.compile and cuda) else model
+    # An explicit ``compile: true`` is honoured on any device (the CPU path is what tests can run);
+    # Inductor needs a C compiler on CPU.
+    step_model = torch.compile(model, backend=config.compile_backend) if config.compile else model
 
+    mixer = BatchMixer(data.num_classes, config.mixup_alpha, config.cutmix_alpha)
+    mix_generator = torch.Generator().manual_seed(seed + 1)  # scalar draws: coefficient, CutMix box
+    erase_generator = torch.Generator(device=device).manual_seed(seed + 2)  # per-image draws, on the device
     batches = len(train_loader)
     warmup_steps = int(round(config.warmup_epochs * batches))
     total_steps = config.epochs * batches if config.epochs is not None else None
@@ -221,9 +229,13 @@ def train(
                                            min_ratio=config.min_lr_ratio, time_fraction=time_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            target: torch.Tensor = yb
+            if mixer.active:
+                xb, target = mixer(xb, yb, mix_generator)  # soft targets [B, K]
+            xb = random_erase(xb, config.random_erasing, erase_generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = step_model(xb)  # [B, K]
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
             losses[i] = loss.detach()
             if (i + 1 - checked) >= check_every:
                 last_loss = _check_finite(losses, checked, i + 1, epoch + 1, step, lr)
@@ -278,7 +290,7 @@ def train(
         epochs=epoch, steps=step, img_per_s=train_images / max(train_time, 1e-9),
         elapsed_s=time.perf_counter() - t_start, device=device_name(device),
         params=sum(p.numel() for p in model.parameters()), seed=seed, stopped_by=stopped_by,
-        history=history, model=model,
+        amp="bf16" if amp else "off", compiled=step_model is not model, history=history, model=model,
     )
 
 
