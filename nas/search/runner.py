@@ -51,6 +51,9 @@ def _save_or_check_config(config: Any, study_dir: Path) -> None:
 
 def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
     """Create or open the Optuna study of ``config`` in ``study_dir`` and re-queue interrupted trials."""
+    from nas.search.folder import check_storage_present
+
+    check_storage_present(study_dir, storage_url(study_dir, config.storage))  # never a fresh study over an old one
     _save_or_check_config(config, study_dir)
     storage = open_storage(storage_url(study_dir, config.storage))
     study = optuna.create_study(
