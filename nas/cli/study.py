@@ -172,8 +172,27 @@ def _print_status(config: Any, study_dir: Path) -> None:
         row.update({k: _short(v) for k, v in p["values"].items()})
         row["params"] = _short(p["params"])
         rows.append(row)
+    hint = _constraint_hint(config, status)
+    if hint:
+        print(hint)
     if rows:
         print_table(rows, title=f"Pareto front ({', '.join(f'{k}: {v}' for k, v in status['objectives'].items())})")
+
+
+def _constraint_hint(config: Any, status: dict[str, Any]) -> str | None:
+    """When every finished trial broke a constraint: the closest any came, so the user sees what to change."""
+    finished = sum(status["states"].get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
+    if not config.constraints or status["states"].get("COMPLETE") or not finished or status["infeasible"] < finished:
+        return None
+    best: dict[str, float] = {}
+    for rec in status["trials"]:
+        for name in config.constraints:
+            value = rec.get(name)
+            if isinstance(value, (int, float)):
+                best[name] = min(best.get(name, float("inf")), float(value))
+    parts = [f"{k} <= {_short(v)} (smallest seen {_short(best[k])})" for k, v in config.constraints.items() if k in best]
+    return ("hint: no trial met the constraints " + ", ".join(parts) + "; loosen them or make the search "
+            "space smaller (fewer/narrower stages) so that some genomes fit")
 
 
 def _short(value: Any) -> str:
