@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["NasError", "GenomeError", "ConfigError", "DataError", "TrainingDiverged", "closest"]
+__all__ = ["NasError", "GenomeError", "ConfigError", "DataError", "TrainingDiverged", "closest", "os_error_message"]
 
 
 class NasError(ValueError):
@@ -32,6 +32,41 @@ class TrainingDiverged(NasError):
 
 
 def closest(word: str, choices: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest known spelling, or ``""``."""
-    match = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.5)
+    """Return ``"; did you mean 'x'?"`` for the closest known spelling, or ``""``.
+
+    Look-alike characters come first: ``coatnet_O`` (letter O) means ``coatnet_0``, which plain
+    edit distance ties with ``coatnet_2``.
+    """
+    choices = sorted(choices)
+    lookalike = str.maketrans("oOilI", "00111")
+    folded = {c.translate(lookalike).lower(): c for c in choices}
+    same = folded.get(str(word).translate(lookalike).lower())
+    if same is not None and same != word:
+        return f"; did you mean '{same}'?"
+    match = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else ""
+
+
+_OS_ADVICE = {
+    "ENOSPC": "the disk is full; free some space and run the same command again (finished work is kept)",
+    "EDQUOT": "the disk quota is exceeded; free some space and run the same command again (finished work is kept)",
+    "EROFS": "the file system is read-only; choose a writable folder",
+    "EACCES": "permission denied; choose a folder you may write to",
+    "EPERM": "permission denied; choose a folder you may write to",
+    "ENAMETOOLONG": "the name is too long; a file name may have at most 255 bytes",
+    "EISDIR": "it is a directory; give a file path",
+    "ENOTDIR": "a part of the path is a file, not a directory",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an ``OSError`` from the file system: the file, what went wrong and what to do."""
+    import errno as _errno
+
+    name = _errno.errorcode.get(exc.errno or 0, "")
+    where = exc.filename if exc.filename is not None else "a file"
+    text = str(where)
+    if len(text) > 80:
+        text = f"{text[:40]}...{text[-20:]} ({len(text):,} characters)"
+    what = _OS_ADVICE.get(name, exc.strerror or type(exc).__name__)
+    return f"cannot use {text}: {what}"

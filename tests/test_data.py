@@ -282,3 +282,33 @@ def test_loader_permutes_normalizes_and_is_seeded() -> None:
     assert torch.equal(labels, again)
     assert len(DeviceLoader(x[:9], y[:9], **kw)) == 2  # a lone trailing image is dropped in training
     assert len(DeviceLoader(x[:9], y[:9], batch_size=4, mean=(0.0,), std=(1.0,))) == 3  # but never in eval
+
+
+def test_npz_labels_must_number_the_classes(tmp_path: Path) -> None:
+    x = np.zeros((12, 8, 8), np.uint8)
+    cases = {
+        "stray": (np.array([0, 1, 2] * 3 + [99, 1, 2]), r"labels 99 are outside 0\.\.3 \(there are 4 distinct"),
+        "huge": (np.array([0, 1] * 5 + [2_000_000_000, 1]), r"labels 2000000000 are outside 0\.\.2"),
+        "negative": (np.array([0, 1] * 5 + [-3, -1]), r"negative labels \[-3, -1\]"),
+        "one": (np.zeros(12, int), r"every image has label 0; a classifier needs at least 2 classes"),
+    }
+    for name, (y, message) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+        with pytest.raises(DataError, match=rf"npz: .*{name}\.npz: .*{message}"):
+            load_dataset(f"npz:{tmp_path / f'{name}.npz'}")
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 8, 8), np.uint8), y=np.zeros(0, int))
+    with pytest.raises(DataError, match=r"empty\.npz: array y holds no labels .* the dataset is empty"):
+        load_dataset(f"npz:{tmp_path / 'empty.npz'}")
+    # a declared class count allows classes that have no image yet, and bounds the labels
+    np.savez(tmp_path / "declared.npz", x=x, y=np.arange(12) % 3, num_classes=np.array(5))
+    assert load_dataset(f"npz:{tmp_path / 'declared.npz'}").num_classes == 5
+    np.savez(tmp_path / "over.npz", x=x, y=np.arange(12) % 3, num_classes=np.array(2))
+    with pytest.raises(DataError, match=r"labels 2 are outside 0\.\.1 \(num_classes is 2\)"):
+        load_dataset(f"npz:{tmp_path / 'over.npz'}")
+
+
+def test_imagefolder_with_one_class_names_the_dataset(tmp_path: Path) -> None:
+    for i in range(3):
+        _png(tmp_path / "only" / f"{i}.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=rf"imagefolder: {tmp_path} has one class folder \(only\)"):
+        load_dataset(f"imagefolder:{tmp_path}", image_size=8)

@@ -195,13 +195,14 @@ def _fit(config: AblationConfig, out_dir: Path, todo: list[Cell], *, total: int,
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
+    from nas.search.guard import fit_guarded, start_ray_checked
     from nas.search.runner import init_ray
 
     ctx = TrialContext(study_dir=str(out_dir), data=config.data, budget=dict(config.budget),
                        objectives=("val_acc",), seed=config.seeds[0], collapse=config.collapse)
     cells = {c.key: {"variant": c.variant, "seed": c.seed, "genome": c.genome, "key": c.genome_key}
              for c in todo}
-    started_ray = init_ray(config.ray_address)
+    started_ray = start_ray_checked(init_ray, config.ray_address, config.resources, what="a cell")
     trainable = tune.with_resources(
         tune.with_parameters(cell_trainable, ctx=ctx, cells=cells),
         {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
@@ -219,13 +220,20 @@ def _fit(config: AblationConfig, out_dir: Path, todo: list[Cell], *, total: int,
             failure_config=tune.FailureConfig(max_failures=0), callbacks=callbacks,
         ),
     )
-    try:
-        tuner.fit()
-    except Exception as exc:  # Tune's own failure (not a cell's: those are stored as failed records)
-        raise NasError(f"ablation {config.name!r}: Ray Tune stopped: {type(exc).__name__}: {exc}; finished cells "
-                       f"are kept in {out_dir / CELLS_FILE}, run the same command again to resume") from None
-    finally:
+    def stop_ray() -> None:
         if started_ray:
             import ray
 
             ray.shutdown()
+
+    def interrupted() -> str:
+        done = len(finished_cells(out_dir))
+        return f"{done} of {total} cells finished (kept in {out_dir / CELLS_FILE}); run the same command again to resume"
+
+    try:
+        fit_guarded(tuner.fit, [stop_ray], interrupted)  # Ctrl+C and a full disk end in one line
+    except NasError:
+        raise
+    except Exception as exc:  # Tune's own failure (not a cell's: those are stored as failed records)
+        raise NasError(f"ablation {config.name!r}: Ray Tune stopped: {type(exc).__name__}: {exc}; finished cells "
+                       f"are kept in {out_dir / CELLS_FILE}, run the same command again to resume") from None

@@ -23,6 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from nas.ablation.runner import run_ablation
     from nas.ablation.table import ablation_table, table_rows, to_markdown, write_table
 
+    from nas.paths import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out")
     config = load_ablation_config(Path(args.config), args.overrides)
     out_dir = Path(args.out) if args.out else Path("runs") / "ablations" / config.name
     result = run_ablation(config, out_dir, quiet=args.json, retry_failed=args.retry_failed)

@@ -30,8 +30,14 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.cost import CostCache, count_cost, measure_latency
+    from nas.errors import ConfigError
     from nas.genome import load_genome
 
+    if args.train_step and not args.latency:  # it changes only what --latency times
+        raise ConfigError("--train-step times a training step for --latency; add --latency (or drop --train-step)")
+    for option, value, least in (("--batch", args.batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
+        if value < least:
+            raise ConfigError(f"{option} must be >= {least}, got {value}")
     genome = load_genome(args.spec, image_size=args.image_size)
     report = CostCache(args.cache).get_or_compute(genome) if args.cache else count_cost(genome)
     latency = None

@@ -28,7 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.analysis.export import export_trial
+    from nas.paths import check_output_file, refuse_run_file
 
+    for option, path in (("--out", args.out), ("--weights", args.weights)):
+        if path is not None:  # before anything is read: a study's own files are never overwritten
+            check_output_file(path, option)
+            refuse_run_file(path, option, run_dir=args.dir)
     result = export_trial(args.dir, args.pick, args.out, weights=args.weights, verify=args.verify)
     if args.json:
         print_json(result.to_dict())

@@ -19,6 +19,7 @@ COMMANDS = ("presets", "build", "validate", "cost", "proxy", "train", "study", "
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.description = "Neural-architecture search and ablation runner for vision transformers."
+    parser.add_argument("--version", action="version", version=f"nas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -30,6 +31,21 @@ def make_parser() -> argparse.ArgumentParser:
             raise
         module.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("nas")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree without install
+        return "unknown"
+
+
+def _one_line(message: str) -> str:
+    """A message as one line: SQLAlchemy's "(Background on this error at: ...)" and blank lines dropped."""
+    lines = [ln.strip() for ln in str(message).splitlines()]
+    return " ".join(ln for ln in lines if ln and not ln.startswith("(Background on this error"))
 
 
 def _quiet_libraries() -> None:
@@ -49,16 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except NasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run's interrupt carries its own line: what finished, how to resume
+        print(_one_line(f"interrupted: {exc}" if str(exc) else "interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a reader that stopped early (``| head``)
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the file system refused (disk full, read-only, permissions, name too long)
+        from nas.errors import os_error_message
+
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

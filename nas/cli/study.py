@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,11 @@ def _study_config(path: Path, overrides: list[str]) -> Any:
 def _saved_config(study_dir: Path, overrides: list[str] | None = None) -> Any:
     from nas.search.storage import STUDY_FILE
 
-    path = Path(study_dir) / STUDY_FILE
+    from nas.paths import check_length
+
+    path = check_length(study_dir, "DIR") / STUDY_FILE
+    if Path(study_dir).exists() and not Path(study_dir).is_dir():
+        raise ConfigError(f"{study_dir} is a file, not a study directory")
     if not path.is_file():
         raise ConfigError(f"{study_dir} is not a study directory (no {STUDY_FILE}); start one with `nas study run CONFIG`")
     return _study_config(path, overrides or [])
@@ -67,6 +72,10 @@ def _finish(config: Any, study_dir: Path, as_json: bool) -> int:
 def _run(args: argparse.Namespace) -> int:
     from nas.search.runner import run_study
 
+    from nas.paths import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out")
     config = _study_config(Path(args.config), args.overrides)
     study_dir = Path(args.out) if args.out else Path("runs") / config.name
     run_study(config, study_dir, quiet=args.json)
@@ -74,9 +83,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from nas.search.runner import run_study
+    from nas.search.runner import RESUMABLE_FIELDS, run_study
 
+    for item in args.overrides:  # a resumed study is the same study: only how it runs may change
+        key = str(item).partition("=")[0].split(".")[0].strip()
+        if key and key not in RESUMABLE_FIELDS:
+            raise ConfigError(
+                f"--set {item}: a resumed study keeps its {key!r}; resume may change only "
+                f"{', '.join(RESUMABLE_FIELDS)}; for another {key!r} start a new study with "
+                f"`nas study run {Path(args.dir) / 'study.yaml'} --set {item} --out NEW_DIR`"
+            )
+    before = _saved_config(Path(args.dir)).to_dict() if args.overrides else {}
     config = _saved_config(Path(args.dir), args.overrides)
+    changed = {k: (before.get(k), v) for k, v in config.to_dict().items() if before and before.get(k) != v}
+    if changed:
+        print("updating study.yaml: " + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()),
+              file=sys.stderr)
     run_study(config, Path(args.dir), quiet=args.json)
     return _finish(config, Path(args.dir), args.json)
 
@@ -87,7 +109,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from nas.analysis.report import write_report
+    from nas.paths import check_output_dir
 
+    if args.out:
+        check_output_dir(args.out, "--out")
     result = write_report(args.dir, args.out)
     if args.json:
         print_json(result.to_dict())
@@ -150,8 +175,27 @@ def _print_status(config: Any, study_dir: Path) -> None:
         row.update({k: _short(v) for k, v in p["values"].items()})
         row["params"] = _short(p["params"])
         rows.append(row)
+    hint = _constraint_hint(config, status)
+    if hint:
+        print(hint)
     if rows:
         print_table(rows, title=f"Pareto front ({', '.join(f'{k}: {v}' for k, v in status['objectives'].items())})")
+
+
+def _constraint_hint(config: Any, status: dict[str, Any]) -> str | None:
+    """When every finished trial broke a constraint: the closest any came, so the user sees what to change."""
+    finished = sum(status["states"].get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL"))
+    if not config.constraints or status["states"].get("COMPLETE") or not finished or status["infeasible"] < finished:
+        return None
+    best: dict[str, float] = {}
+    for rec in status["trials"]:
+        for name in config.constraints:
+            value = rec.get(name)
+            if isinstance(value, (int, float)):
+                best[name] = min(best.get(name, float("inf")), float(value))
+    parts = [f"{k} <= {_short(v)} (smallest seen {_short(best[k])})" for k, v in config.constraints.items() if k in best]
+    return ("hint: no trial met the constraints " + ", ".join(parts) + "; loosen them or make the search "
+            "space smaller (fewer/narrower stages) so that some genomes fit")
 
 
 def _short(value: Any) -> str:

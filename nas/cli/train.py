@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from nas.train import train
 
     genome = load_genome(args.spec)
+    if args.save:  # checked before training: a bad path must not cost the trained weights
+        from nas.paths import check_output_file
+
+        check_output_file(args.save, "--save")
     config = _config(args, genome)
     data = load_dataset(args.data, seed=args.seed, image_size=genome.image_size)
     with _Progress(config, enabled=sys.stderr.isatty()) as progress:

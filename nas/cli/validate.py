@@ -20,7 +20,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.models.footprint import check_fits
+
     genome = load_genome(args.file)  # a GenomeError propagates: main prints it and exits 2
+    check_fits(genome)  # closed-form: a network too large to build is refused before any module exists
     params = sum(p.numel() for p in meta_model(genome).parameters())  # building proves the genome builds
     print(f"valid: {genome.key} ({genome.layout}, {params:,} params)")
     return 0

@@ -90,6 +90,8 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
     """
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if len(y) == 0:
+        raise DataError("the dataset has no images; nothing to split into training and validation")
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for cls in np.unique(y):
@@ -151,6 +153,10 @@ def make_dataset(
     yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64).copy())
     if num_classes is None:
         num_classes = int(max(yt.max().item() if len(yt) else 0, yv.max().item() if len(yv) else 0)) + 1
+    if num_classes < 2:
+        raise DataError(f"dataset {name} has {num_classes} class; a classifier needs at least 2")
+    if len(xt) == 0:
+        raise DataError(f"dataset {name} has no training images")
     mean, std = channel_stats(xt)
     return ImageDataset(
         name=name, x_train=xt, y_train=yt, x_val=xv, y_val=yv, num_classes=int(num_classes),

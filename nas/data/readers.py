@@ -212,6 +212,8 @@ def read_imagefolder(path: str | Path, *, image_size: int = 32, seed: int = 0,
         x, channels = _load_images([f for f, _ in files], image_size)
         y = np.array([c for _, c in files], dtype=np.int64)
         tr, va = stratified_split(y, val_fraction, seed)
+    if len(names) < 2:
+        raise DataError(f"imagefolder: {root} has one class folder ({names[0]}); a classifier needs at least 2")
     return make_dataset("imagefolder", x[tr], y[tr], x[va], y[va], flip=True, num_classes=len(names),
                         class_names=names)
 
@@ -240,9 +242,38 @@ def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
 def _npz_labels(y: np.ndarray, n: int, path: Path, key: str) -> np.ndarray:
     if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"npz: {path}: array {key} is {y.dtype} {list(y.shape)}, expected {n} integer labels")
-    if n and y.min() < 0:
-        raise DataError(f"npz: {path}: array {key} has negative labels (min {y.min()}), expected 0..K-1")
+    if n == 0:
+        raise DataError(f"npz: {path}: array {key} holds no labels (and its images none); the dataset is empty")
+    if y.min() < 0:
+        bad = np.unique(y[y < 0])[:5].tolist()
+        raise DataError(f"npz: {path}: array {key} has negative labels {bad}; labels must be 0..K-1")
     return y.astype(np.int64)
+
+
+def _npz_classes(file: Path, arrays: dict[str, np.ndarray], *labels: np.ndarray) -> int:
+    """The number of classes K: the ``num_classes`` array when given, else the distinct labels seen.
+
+    Labels must lie in ``0..K-1``: a stray label 99 among ten classes would otherwise make a 100-class
+    head (and a label of 2e9 a head of two billion outputs).
+    """
+    seen = np.unique(np.concatenate(labels))
+    if "num_classes" in arrays:
+        raw = arrays["num_classes"]
+        if raw.size != 1 or not np.issubdtype(raw.dtype, np.integer) or int(raw.reshape(-1)[0]) < 2:
+            raise DataError(f"npz: {file}: array num_classes must be one integer >= 2, got {raw.tolist()!r}")
+        k = int(raw.reshape(-1)[0])
+        how = f"num_classes is {k}"
+    else:
+        k = len(seen)
+        how = f"there are {k} distinct labels and no num_classes array"
+    if k < 2:
+        raise DataError(f"npz: {file}: every image has label {int(seen[0])}; a classifier needs at least 2 classes")
+    bad = seen[seen >= k]
+    if len(bad):
+        shown = ", ".join(str(int(v)) for v in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise DataError(f"npz: {file}: labels {shown} are outside 0..{k - 1} ({how}); number the classes "
+                        f"0..K-1, or add an array num_classes")
+    return k
 
 
 def read_npz(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2) -> ImageDataset:
@@ -269,11 +300,12 @@ def read_npz(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2) -> I
         if xv.shape[1:] != x.shape[1:]:
             raise DataError(f"npz: {file}: x_val images are {list(xv.shape[1:])}, x images {list(x.shape[1:])}; "
                             f"they must match")
+        classes = _npz_classes(file, arrays, y, yv)
         perm = np.random.default_rng(seed).permutation(len(x))
-        return make_dataset("npz", x[perm], y[perm], xv, yv, flip=flip,
-                            num_classes=int(max(y.max(initial=0), yv.max(initial=0))) + 1)
+        return make_dataset("npz", x[perm], y[perm], xv, yv, flip=flip, num_classes=classes)
+    classes = _npz_classes(file, arrays, y)
     tr, va = stratified_split(y, val_fraction, seed)
-    return make_dataset("npz", x[tr], y[tr], x[va], y[va], flip=flip, num_classes=int(y.max(initial=0)) + 1)
+    return make_dataset("npz", x[tr], y[tr], x[va], y[va], flip=flip, num_classes=classes)
 
 
 # -- synthetic --------------------------------------------------------------------------------------

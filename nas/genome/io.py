@@ -34,7 +34,11 @@ def load_yaml(text: str) -> Any:
 
 def read_document(path: str | Path, error: type[Exception] = GenomeError) -> Any:
     """Parse a YAML or JSON file; a missing file or malformed text raises ``error`` naming the file."""
-    path = Path(path)
+    from nas.paths import check_length
+
+    path = check_length(path, "file", error)
+    if path.is_dir():
+        raise error(f"{path} is a directory; give a YAML or JSON file")
     if not path.is_file():
         raise error(f"file not found: {path}")
     try:
@@ -67,7 +71,9 @@ def load_genome(spec: str | Path | Mapping[str, Any] | Genome, **overrides: Any)
     text = str(spec)
     if text in PRESETS:
         return parse_genome(PRESETS[text].genome, **overrides)
-    path = Path(text)
+    from nas.paths import check_length
+
+    path = check_length(text, "genome file", GenomeError)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         doc = read_document(path)
         try:

@@ -153,7 +153,13 @@ class VisionNet(nn.Module):
 
 
 def build_model(genome: Genome) -> VisionNet:
-    """Build the network for ``genome`` (pure: same genome and seed -> same module and weights)."""
-    import nas.layers  # noqa: F401  (registers the mixers)
+    """Build the network for ``genome`` (pure: same genome and seed -> same module and weights).
 
+    Raises :class:`nas.errors.GenomeError` when the network is too large to build on this machine
+    (see :mod:`nas.models.footprint`).
+    """
+    import nas.layers  # noqa: F401  (registers the mixers)
+    from nas.models.footprint import check_fits
+
+    check_fits(genome)  # a network no device holds is refused before a single module exists
     return VisionNet(genome)

@@ -190,7 +190,8 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
         try:
             value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item}: the value is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # PyYAML's text spans lines
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {problem}") from None
         node = out
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
@@ -310,6 +311,8 @@ class _Validator(Validator):
         return {"proxy": proxy, "keep": keep}
 
     def presets(self, value: Any) -> tuple[str, ...]:
+        if value is not None and not isinstance(value, (str, list, tuple)):
+            raise self.error(f"reference_presets must be a list of preset names, got {value!r}")
         names = [value] if isinstance(value, str) else list(value or [])
         from nas.genome.presets import PRESETS
 

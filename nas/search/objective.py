@@ -96,6 +96,18 @@ def _stamped(report: Report) -> Report:
     return stamped
 
 
+def _too_large(genome: Any, train_config: Any, device: str, training: bool) -> str | None:
+    """The one-line refusal of :func:`nas.models.footprint.check_fits`, or ``None`` when the genome fits."""
+    from nas.errors import GenomeError
+    from nas.models.footprint import check_fits
+
+    try:
+        check_fits(genome, batch_size=train_config.batch_size, training=training, device=device)
+    except GenomeError as exc:
+        return str(exc)
+    return None
+
+
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
@@ -122,6 +134,12 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         base.update(placement.record())
         train_config = train_config.replace(device=placement.device)
         device = pick_device(train_config.device)
+        too_large = _too_large(genome, train_config, str(device), training=not ctx.dry_run)
+        if too_large:  # recorded as a failure of this architecture, and nothing was allocated for it
+            final = {**base, "status": "failed", "error": too_large, "final": True,
+                     "duration_s": time.perf_counter() - start}
+            report(final)
+            return final
         base.update(_cost(genome, ctx, str(device)))
         violations = {k: base[k] for k, limit in ctx.constraints.items() if base.get(k, 0) > float(limit)}
         if violations:

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from nas.errors import ConfigError
 from nas.search.objective import TrialContext, run_trial
+from nas.search.guard import fit_guarded, start_ray_checked
 from nas.search.prescreen import make_prescreener
 from nas.search.records import trials_frame
 from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue_interrupted, storage_url
@@ -52,6 +53,9 @@ def _save_or_check_config(config: Any, study_dir: Path) -> None:
 
 def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
     """Create or open the Optuna study of ``config`` in ``study_dir`` and re-queue interrupted trials."""
+    from nas.search.folder import check_storage_present
+
+    check_storage_present(study_dir, storage_url(study_dir, config.storage))  # never a fresh study over an old one
     _save_or_check_config(config, study_dir)
     storage = open_storage(storage_url(study_dir, config.storage))
     study = optuna.create_study(
@@ -124,6 +128,18 @@ class _Progress:
             f"| {time.time() - self.start:.0f}s",
             flush=True,
         )
+
+
+def _after_each_trial(progress: Any, study: optuna.Study, study_dir: Path, objectives: list[str]) -> Any:
+    """The searcher's per-trial hook: rewrite ``trials.csv`` (atomically), then print the progress line,
+    so that a driver killed at any moment leaves a ``trials.csv`` as current as its storage."""
+
+    def hook(trial: optuna.trial.FrozenTrial) -> None:
+        write_trials_csv(study, study_dir, objectives)
+        if progress is not None:
+            progress(trial)
+
+    return hook
 
 
 def _fmt(v: Any) -> str:
@@ -233,10 +249,10 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
             sampler=_sampler(config, study), prescreen=make_prescreener(config, ctx, data),
         )
         progress = _Progress(searcher.study, objectives, config.n_trials, searcher)
+        searcher._on_complete = _after_each_trial(None if quiet else progress, study, study_dir, objectives)
         if not quiet:
-            searcher._on_complete = progress
             print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
-        started_ray = init_ray(config.ray_address)
+        started_ray = start_ray_checked(init_ray, config.ray_address, config.resources)
         trainable = tune.with_resources(
             tune.with_parameters(trial_trainable, ctx=ctx),
             {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
@@ -253,15 +269,18 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
                 callbacks=[JsonLoggerCallback()],  # result.json only: TensorBoard/CSV loggers are off
             ),
         )
-        try:
-            tuner.fit()
-        finally:
-            requeue_interrupted(study)  # nothing stays RUNNING, whatever happened
-            write_trials_csv(study, study_dir, objectives)
+        def stop_ray() -> None:
             if started_ray:
                 import ray
 
                 ray.shutdown()
+
+        fit_guarded(  # Ctrl+C and a full disk end in one line; nothing stays RUNNING, whatever happened
+            tuner.fit,
+            [lambda: requeue_interrupted(study), lambda: write_trials_csv(study, study_dir, objectives), stop_ray],
+            lambda: f"{finished_count(study)} of {config.n_trials} trials finished; resume with "
+                    f"`nas study resume {study_dir}`",
+        )
     write_trials_csv(study, study_dir, objectives)
     if config.keep_checkpoints == "pareto":
         _prune_checkpoints(study, study_dir)

@@ -40,7 +40,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         storage = optuna.storages.RDBStorage(url, **kwargs)
     except Exception as exc:  # bad URL, missing driver, unreachable server
-        raise ConfigError(f"storage {url!r} cannot be opened: {type(exc).__name__}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not SQLAlchemy's "Background" line
+        raise ConfigError(f"storage {url!r} cannot be opened: {type(exc).__name__}: {first}") from None
     if url.startswith("sqlite"):
         _fast_sqlite(storage)
     return storage
@@ -64,7 +65,10 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
 
 def load_optuna_study(study_dir: Path, name: str, storage: str | None) -> optuna.Study:
     """Open an existing study for reading."""
+    from nas.search.folder import check_readable_storage
+
     url = storage_url(study_dir, storage)
+    check_readable_storage(study_dir, url)  # reading never creates the storage
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:

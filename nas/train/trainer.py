@@ -101,7 +101,8 @@ def _has_real_convs(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) and m.kernel_size != m.stride for m in model.modules())
 
 
-def _model_for(target: Any, data: ImageDataset, seed: int) -> tuple[nn.Module, int]:
+def _model_for(target: Any, data: ImageDataset, seed: int, config: TrainConfig | None = None,
+               device: torch.device | None = None) -> tuple[nn.Module, int]:
     """The network to train and the image side it takes.
 
     A genome is adapted to the data's channels and classes and built under ``seed`` (so the same seed
@@ -114,6 +115,10 @@ def _model_for(target: Any, data: ImageDataset, seed: int) -> tuple[nn.Module, i
         from nas.models import build_model
 
         genome = target.replace(in_channels=data.channels, num_classes=data.num_classes)
+        if config is not None:  # training needs gradients, AdamW state and a batch of activations too
+            from nas.models.footprint import check_fits
+
+            check_fits(genome, batch_size=config.batch_size, training=True, device=str(device or "cpu"))
         torch.manual_seed(seed)
         return build_model(genome), genome.image_size
     if not isinstance(target, nn.Module):
@@ -182,7 +187,7 @@ def train(
             model_or_genome.image_size if isinstance(model_or_genome, Genome) else None)
         data = load_dataset(data, seed=seed, image_size=size_hint)
     torch.manual_seed(seed)
-    model, size = _model_for(model_or_genome, data, seed)
+    model, size = _model_for(model_or_genome, data, seed, config, device)
     model.to(device)
     cuda = device.type == "cuda"
     if config.channels_last == "auto":  # an explicit true/false is honoured on any device
