@@ -73,16 +73,3 @@ def test_fake_gpus_quarter_each_eight_trials_at_once_fall_back_to_cpu(tmp_path: 
     assert len({a["pid"] for a in attrs}) == 8
     assert max(a["started_at"] for a in attrs) < min(a["ended_at"] for a in attrs)
 
-
-def test_gpus_asked_of_a_cluster_without_any_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ray
-
-    from nas.errors import ConfigError
-    from nas.search.placement import check_gpu_resources
-
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    with pytest.raises(ConfigError, match="resources.gpu is 0.25 but the Ray cluster has no GPU"):
-        check_gpu_resources(0.25)
-    check_gpu_resources(0.0)  # CPU-only studies are not asked about GPUs
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0, "GPU": 2.0})
-    check_gpu_resources(0.25)

@@ -16,9 +16,7 @@ from typing import Any
 
 import torch
 
-from nas.errors import ConfigError
-
-__all__ = ["Placement", "trial_placement", "assigned_gpu_ids", "check_gpu_resources"]
+__all__ = ["Placement", "trial_placement", "assigned_gpu_ids"]
 
 
 @dataclass(frozen=True)
@@ -52,21 +50,6 @@ def assigned_gpu_ids() -> list[str]:
     except Exception:  # the driver, or a Ray without accelerator ids: no assignment to report
         return []
     return [str(i) for i in ids]
-
-
-def check_gpu_resources(gpu_per_trial: float) -> None:
-    """Refuse a study that asks for GPUs on a Ray cluster that declares none: Ray would keep its trials
-    pending forever. Call it in the driver after Ray is up."""
-    if gpu_per_trial <= 0:
-        return
-    import ray
-
-    total = float(ray.cluster_resources().get("GPU", 0))
-    if total <= 0:
-        raise ConfigError(
-            f"resources.gpu is {gpu_per_trial:g} but the Ray cluster has no GPU (torch {torch.__version__} sees "
-            f"{torch.cuda.device_count()} CUDA device(s)); set resources.gpu: 0, or start Ray with --num-gpus"
-        )
 
 
 def trial_placement(requested: str = "auto") -> Placement:

@@ -223,16 +223,6 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
             searcher._on_complete = progress
             print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
         started_ray = init_ray(config.ray_address)
-        try:
-            from nas.search.placement import check_gpu_resources
-
-            check_gpu_resources(float(config.resources.get("gpu", 0)))  # no GPU at all: fail, never hang
-        except ConfigError:
-            if started_ray:
-                import ray
-
-                ray.shutdown()
-            raise
         trainable = tune.with_resources(
             tune.with_parameters(trial_trainable, ctx=ctx),
             {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
