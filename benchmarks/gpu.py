@@ -98,13 +98,15 @@ def _sync(device: torch.device) -> None:
 
 
 def train_step_img_per_s(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bf16: bool,
-                         warmup: int, steps: int) -> float:
+                         warmup: int, steps: int, graphs: bool = False) -> float:
     """img/s of whole training steps on one resident batch (data loading excluded, as the trainer's
     data lives on the device)."""
     device = x.device
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
 
     def step() -> None:
+        if graphs:  # a new iteration: CUDA-graph trees may reuse the previous step's output buffers
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
@@ -162,7 +164,8 @@ def throughput(settings: Settings, device: torch.device, peak: float | None,
                 torch._dynamo.reset()
                 model = torch.compile(model, backend=settings.backend, **compile_kwargs)
             t0 = time.perf_counter()
-            row[mode] = train_step_img_per_s(model, x, y, bf16=bf16, warmup=settings.warmup, steps=settings.steps)
+            row[mode] = train_step_img_per_s(model, x, y, bf16=bf16, warmup=settings.warmup, steps=settings.steps,
+                                             graphs=bool(compile_kwargs and compile_kwargs.get("mode")))
             row[f"{mode} wall_s"] = time.perf_counter() - t0
             del model
             if device.type == "cuda":

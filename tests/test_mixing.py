@@ -47,7 +47,7 @@ def test_training_with_the_imagenet_regularisers_learns() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 16, 4, stride=4), nn.BatchNorm2d(16), nn.GELU(), nn.AdaptiveAvgPool2d(2),
                         nn.Flatten(), nn.Linear(64, 10))
-    config = TrainConfig(epochs=5, batch_size=64, lr=1e-2, warmup_epochs=0.5, device="cpu", mixup_alpha=0.8,
+    config = TrainConfig(epochs=3, batch_size=64, lr=1e-2, warmup_epochs=0.5, device="cpu", mixup_alpha=0.8,
                          cutmix_alpha=1.0, random_erasing=0.25)
     result = train(net, load_dataset("synthetic"), config, seed=0)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] - 0.3 and result.val_acc > 0.6

@@ -72,3 +72,4 @@ def test_fake_gpus_quarter_each_eight_trials_at_once_fall_back_to_cpu(tmp_path: 
     # eight processes, and one moment at which every trial was running
     assert len({a["pid"] for a in attrs}) == 8
     assert max(a["started_at"] for a in attrs) < min(a["ended_at"] for a in attrs)
+
