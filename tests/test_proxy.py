@@ -119,10 +119,13 @@ def test_cli_scores_a_genome_file_as_json_and_reports_errors(tmp_path: Path, tin
     out = json.loads(capsys.readouterr().out)
     assert list(out["scores"]) == list(PROXIES) and out["batch"] == 8 and out["layout"] == "S"
     assert set(out["seconds"]) == set(PROXIES)
-    assert main(["proxy", str(path), "--data", "synthetic", "--proxy", "naswot", "--seed", "3", "--json"]) == 0
+    assert main(["proxy", str(path), "--data", "synthetic", "--proxy", "naswot", "--seed", "3", "--threads", "1",
+                 "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)["scores"]) == ["naswot"]
     assert main(["proxy", str(path), "--data", "synthetic", "--batch", "1"]) == 2
     assert "error: proxy batch size must be a whole number >= 2" in capsys.readouterr().err
+    assert main(["proxy", str(path), "--threads", "0"]) == 2
+    assert "error: --threads must be a whole number >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["proxy", str(path), "--proxy", "zen"])
     assert exit_info.value.code == 2

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from nas.cli.common import print_json, print_table
+from nas.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -22,11 +23,27 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--proxy", default="all", choices=[*PROXIES, "all"], help="which proxy (default: all)")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"images in the batch (default {DEFAULT_BATCH})")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batch draw")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is None:
+        return _run(args)
+    import torch
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be a whole number >= 1, got {args.threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(before)  # an in-process caller keeps its own setting
+
+
+def _run(args: argparse.Namespace) -> int:
     from nas.data import load_dataset
     from nas.genome import load_genome
     from nas.proxy import PROXIES, proxy_batch, score
