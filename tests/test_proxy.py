@@ -12,7 +12,7 @@ from torch import nn
 
 from nas.cli.main import main
 from nas.data import load_dataset
-from nas.errors import ConfigError, DataError
+from nas.errors import ConfigError, DataError, NasError
 from nas.genome import Genome, genome_to_yaml
 from nas.proxy import PROXIES, ProxyBatch, get_proxy, proxy_batch, score, score_all
 
@@ -79,6 +79,15 @@ def test_synflow_of_a_linear_chain_is_twice_its_flow() -> None:
     flow = float(w2.abs() @ w1.abs() @ torch.ones(2))  # the LayerNorm is taken out, as in Abdelfattah et al.
     batch = ProxyBatch(x=torch.randn(4, 2), y=torch.zeros(4, dtype=torch.long), num_classes=1)
     assert score("synflow", model, batch) == pytest.approx(math.log(2 * flow), rel=1e-12)
+
+
+def test_synflow_says_so_when_the_flow_overflows_float64() -> None:
+    layers = [nn.Linear(4, 4) for _ in range(40)]  # (4 * 1e8) ** 40 > 1.8e308
+    for layer in layers:
+        nn.init.constant_(layer.weight, 1e8)
+    batch = ProxyBatch(x=torch.randn(2, 4), y=torch.zeros(2, dtype=torch.long), num_classes=4)
+    with pytest.raises(NasError, match=r"synflow overflows float64 for this network \(40 weighted layers\)"):
+        score("synflow", nn.Sequential(*layers), batch)
 
 
 def test_grad_norm_and_snip_of_a_linear_classifier_match_the_closed_form_gradient() -> None:
