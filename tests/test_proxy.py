@@ -12,7 +12,7 @@ from torch import nn
 
 from nas.cli.main import main
 from nas.data import load_dataset
-from nas.errors import ConfigError, DataError
+from nas.errors import ConfigError, DataError, NasError
 from nas.genome import Genome, genome_to_yaml
 from nas.proxy import PROXIES, ProxyBatch, get_proxy, proxy_batch, score, score_all
 
@@ -81,6 +81,15 @@ def test_synflow_of_a_linear_chain_is_twice_its_flow() -> None:
     assert score("synflow", model, batch) == pytest.approx(math.log(2 * flow), rel=1e-12)
 
 
+def test_synflow_says_so_when_the_flow_overflows_float64() -> None:
+    layers = [nn.Linear(4, 4) for _ in range(40)]  # (4 * 1e8) ** 40 > 1.8e308
+    for layer in layers:
+        nn.init.constant_(layer.weight, 1e8)
+    batch = ProxyBatch(x=torch.randn(2, 4), y=torch.zeros(2, dtype=torch.long), num_classes=4)
+    with pytest.raises(NasError, match=r"synflow overflows float64 for this network \(40 weighted layers\)"):
+        score("synflow", nn.Sequential(*layers), batch)
+
+
 def test_grad_norm_and_snip_of_a_linear_classifier_match_the_closed_form_gradient() -> None:
     w = torch.tensor([[0.5, -1.0], [2.0, 0.25]])
     x = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, 1.0]])
@@ -119,10 +128,13 @@ def test_cli_scores_a_genome_file_as_json_and_reports_errors(tmp_path: Path, tin
     out = json.loads(capsys.readouterr().out)
     assert list(out["scores"]) == list(PROXIES) and out["batch"] == 8 and out["layout"] == "S"
     assert set(out["seconds"]) == set(PROXIES)
-    assert main(["proxy", str(path), "--data", "synthetic", "--proxy", "naswot", "--seed", "3", "--json"]) == 0
+    assert main(["proxy", str(path), "--data", "synthetic", "--proxy", "naswot", "--seed", "3", "--threads", "1",
+                 "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)["scores"]) == ["naswot"]
     assert main(["proxy", str(path), "--data", "synthetic", "--batch", "1"]) == 2
     assert "error: proxy batch size must be a whole number >= 2" in capsys.readouterr().err
+    assert main(["proxy", str(path), "--threads", "0"]) == 2
+    assert "error: --threads must be a whole number >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["proxy", str(path), "--proxy", "zen"])
     assert exit_info.value.code == 2

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from nas.cli.common import print_json, print_table
+from nas.errors import ConfigError, NasError
 
 __all__ = ["add_parser", "run"]
 
@@ -22,11 +23,27 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--proxy", default="all", choices=[*PROXIES, "all"], help="which proxy (default: all)")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"images in the batch (default {DEFAULT_BATCH})")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batch draw")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is None:
+        return _run(args)
+    import torch
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be a whole number >= 1, got {args.threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(before)  # an in-process caller keeps its own setting
+
+
+def _run(args: argparse.Namespace) -> int:
     from nas.data import load_dataset
     from nas.genome import load_genome
     from nas.proxy import PROXIES, proxy_batch, score
@@ -35,18 +52,24 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, seed=args.seed, image_size=genome.image_size)
     batch = proxy_batch(data, args.batch, seed=args.seed, image_size=genome.image_size)
     names = list(PROXIES) if args.proxy == "all" else [args.proxy]
-    rows = []
+    rows, errors = [], {}
     for name in names:
         start = time.perf_counter()
-        value = score(name, genome, batch, seed=args.seed)
+        try:
+            value: float | None = score(name, genome, batch, seed=args.seed)
+        except NasError as exc:  # one proxy that cannot score this network does not hide the others
+            value, errors[name] = None, str(exc)
         rows.append({"proxy": name, "score": value, "seconds": time.perf_counter() - start,
-                     "what": PROXIES[name].summary})
+                     "what": errors.get(name, PROXIES[name].summary)})
+    if len(errors) == len(names):
+        raise NasError(f"{args.spec}: " + "; ".join(errors.values()))
     if args.json:
         print_json({"spec": args.spec, "key": genome.key, "layout": genome.layout, "data": data.name,
                     "batch": args.batch, "seed": args.seed,
                     "scores": {r["proxy"]: r["score"] for r in rows},
-                    "seconds": {r["proxy"]: r["seconds"] for r in rows}})
+                    "seconds": {r["proxy"]: r["seconds"] for r in rows}, "errors": errors})
         return 0
-    print_table(rows, title=f"{args.spec} ({genome.layout}, key {genome.key}) on {batch.size} {data.name} images, "
+    shown = [{**r, "score": "-" if r["score"] is None else r["score"]} for r in rows]
+    print_table(shown, title=f"{args.spec} ({genome.layout}, key {genome.key}) on {batch.size} {data.name} images, "
                             f"seed {args.seed}; build + score time per proxy")
     return 0

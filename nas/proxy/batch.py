@@ -9,7 +9,7 @@ from nas.errors import DataError
 __all__ = ["ProxyBatch", "proxy_batch"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors: identity, not elementwise, comparison
 class ProxyBatch:
     """Images ``x`` float ``[B, C, H, W]`` (normalised with the training split's mean and std) and
     labels ``y`` int64 ``[B]``, with the number of classes the network must output."""

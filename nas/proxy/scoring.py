@@ -51,7 +51,8 @@ def score_all(names: Iterable[str], target: Any, batch: ProxyBatch, *, seed: int
 
     specs = [get_proxy(n) for n in names]
     out: dict[str, float] = {}
-    with torch.random.fork_rng(devices=[]):
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):  # the caller's CPU (and CUDA) generators come back as they were
         template = network_for(target, batch, seed)
         for spec in specs:
             torch.manual_seed(int(seed))  # DropPath and friends draw the same numbers for every proxy

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nas.errors import NasError
 from nas.proxy.batch import ProxyBatch
 from nas.proxy.layers import inputs, weighted_layers
 from nas.proxy.registry import register_proxy
@@ -59,6 +60,7 @@ def synflow(model: Any, batch: ProxyBatch) -> float:
         for layer in weighted_layers(model):
             if layer.weight.grad is not None:
                 total += float((layer.weight * layer.weight.grad).abs().sum())
-    if not math.isfinite(total):
-        return math.inf
+    if not math.isfinite(total):  # float64 ends near 1.8e308: very deep networks (24+ blocks at 224 px) pass it
+        raise NasError(f"synflow overflows float64 for this network ({len(weighted_layers(model))} weighted "
+                       f"layers): the flow through absolute weights exceeds 1.8e308; use another proxy for it")
     return math.log(total) if total > 0 else -math.inf
