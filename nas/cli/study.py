@@ -11,7 +11,12 @@ from nas.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("study", help="run, resume and inspect search studies")
+    parser = sub.add_parser(
+        "study", help="run, resume and inspect search studies",
+        description="Neural-architecture search studies: Optuna samples genomes from a search space, Ray Tune "
+        "trains them, and the study folder (study.yaml, study.db, trials.csv) keeps every trial. `run` starts or "
+        "resumes one, `resume` continues it after a crash or Ctrl+C, `status` and `report` read it.",
+    )
     study_sub = parser.add_subparsers(dest="study_command", metavar="ACTION")
     study_sub.required = True
 
