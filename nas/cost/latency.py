@@ -15,7 +15,10 @@ alone misses the weights and the activations that reuse pages freed while the ne
 86M-parameter ViT-B read 9.4 MiB that way). So the count starts *before* the network is built: the
 growth of the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``
 where allowed; this also resets the peak-RSS mark that ``ru_maxrss`` reports) from before the build to
-the end of the runs; a network passed in ready-built adds its weights' and buffers' sizes.
+the end of the runs; a network passed in ready-built adds its weights' and buffers' sizes. A process
+that has freed a lot before (a test run, a notebook) hands those pages out again without growing, so
+the CPU figure is never below the bytes torch holds for the run, counted from the tensors: weights,
+buffers, the input, the activations saved for the backward pass, gradients and AdamW's state.
 """
 from __future__ import annotations
 
@@ -170,6 +173,10 @@ def _measure(
         times, mem_mb, source = _time(step, dev, warmup, repeats, cpu_peak)
         if held and cpu_peak is not None:
             mem_mb, source = mem_mb + held / 2**20, source + " + the given network's weights"
+        if cpu_peak is not None:
+            counted = _held_bytes(model, x, step) / 2**20
+            if counted > mem_mb:
+                mem_mb, source = counted, "cpu bytes of the tensors held (weights, input, saved activations, grads, AdamW)"
     except torch.OutOfMemoryError as exc:
         raise NasError(f"out of memory measuring batch {batch_size} at {size}px on {dev}: {exc}") from None
     finally:
@@ -224,11 +231,37 @@ def _train_step(model: nn.Module, x: torch.Tensor, num_classes: int | None) -> C
         loss.backward()
         optimizer.step()
 
+    run.optimizer = optimizer  # type: ignore[attr-defined]  (its state is part of the memory a step holds)
     return run
 
 
 def _module_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def _held_bytes(model: nn.Module, x: torch.Tensor, step: Callable[[], None]) -> int:
+    """Bytes of the tensors a run holds at its peak: weights, buffers, input, and for a training step the
+    activations saved for backward (counted in one more step, each storage once), gradients and AdamW state."""
+    total = _module_bytes(model) + x.numel() * x.element_size()
+    optimizer = getattr(step, "optimizer", None)
+    if optimizer is None:
+        return total
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    total += sum(saved.values())
+    total += sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+    total += sum(v.numel() * v.element_size() for state in optimizer.state.values() for v in state.values()
+                 if isinstance(v, torch.Tensor))
+    return total
 
 
 def _time(step: Callable[[], None], dev: torch.device, warmup: int, repeats: int,
