@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,8 +104,6 @@ def test_bad_input_gives_one_error_line_and_status_2(world: dict[str, str], caps
     rc = main([a.format(**world) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err
-    import re
-
     assert re.search(message, err[0]), err[0]
     if "storage" in message:  # a read-only command created nothing
         assert not (Path(world["study"]) / "study.db").exists()

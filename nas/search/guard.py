@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -134,7 +133,3 @@ def fit_guarded(fit: Callable[[], T], cleanup: list[Callable[[], Any]], interrup
         raise cleanup_error
     return result
 
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is the file system saying there is no space left."""
-    return any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in _chain(exc))
