@@ -103,8 +103,17 @@ def _resume(args: argparse.Namespace) -> int:
     changed = {k: (before.get(k), v) for k, v in config.to_dict().items() if before and before.get(k) != v}
     if changed:
         print("updating study.yaml: " + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()),
-              file=sys.stderr)
-    run_study(config, Path(args.dir), quiet=args.json)
+              file=sys.stderr if args.json else sys.stdout)  # stdout stays JSON-only with --json
+    saved = Path(args.dir) / "study.yaml"
+    text = saved.read_text() if changed else None
+    try:
+        run_study(config, Path(args.dir), quiet=args.json)
+    except ConfigError:  # refused (e.g. resources the cluster lacks): the change did not take effect
+        if text is not None:
+            tmp = saved.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(saved)
+        raise
     return _finish(config, Path(args.dir), args.json)
 
 
