@@ -169,3 +169,28 @@ def test_ctrl_c_during_a_study_exits_130_with_one_line_in_seconds(tmp_path: Path
     assert proc.returncode == 130 and time.time() - start < 30, (proc.returncode, err)
     assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "nas study resume" in lines[0], lines
     assert "Tuner.restore" not in out + err
+
+
+
+def test_a_refused_resume_says_what_it_would_change_and_leaves_study_yaml_alone(
+        world: dict[str, str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+    import ray
+
+    from nas.search.config import load_study_config
+
+    study = Path(world["study"])
+    resolved = load_study_config(study / "study.yaml").to_dict()  # as a run stores it
+    (study / "study.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    optuna.create_study(study_name="s", storage=f"sqlite:///{study / 'study.db'}", direction="maximize")
+    capsys.readouterr()  # Optuna's own note on creating the study
+    monkeypatch.setattr("nas.search.runner.init_ray", lambda address: False)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 1.0})
+    before = (study / "study.yaml").read_text()
+    rc = main(["study", "resume", str(study), "--set", "n_trials=5", "--set", "resources.gpu=1"])
+    captured = capsys.readouterr()
+    assert rc == 2 and "updating study.yaml: n_trials 2 -> 5" in captured.out
+    assert captured.err.strip().splitlines() == [
+        "error: resources.gpu 1: the Ray cluster has 0 GPU(s) in all, so a trial could never start; "
+        "lower it (e.g. --set resources.gpu=0)"]
+    assert (study / "study.yaml").read_text() == before  # the refused change did not take effect
