@@ -240,3 +240,19 @@ def test_cli_json(tmp_path, capsys) -> None:  # noqa: ANN001
     assert out["image_size"] == 16 and out["flops"] == count_cost(tiny("R", image_size=16)).flops
     assert (tmp_path / CostCache.FILENAME).is_file()
     assert main(["cost", str(path)]) == 0 and "MACs" in capsys.readouterr().out
+
+
+def test_cpu_peak_memory_counts_the_weights_and_the_training_state() -> None:
+    """About 25 MB of weights: inference needs at least them, a training step also gradients and AdamW's
+    two moments (4x the weights in all); the old count over the timed runs alone saw a few MiB."""
+    from nas.genome import parse_genome
+
+    genome = parse_genome({"image_size": 16, "num_classes": 4, "patch_size": 4, "layout": "A", "depths": 2,
+                           "dims": 512, "heads": 8})
+    weights_mb = sum(p.numel() for p in build_model(genome).parameters()) * 4 / 2**20
+    infer = measure_latency(genome, device="cpu", warmup=0, repeats=1)
+    train = measure_latency(genome, device="cpu", warmup=0, repeats=1, train_step=True)
+    assert infer.peak_mem_mb >= 0.8 * weights_mb
+    assert train.peak_mem_mb >= 3 * weights_mb
+    assert infer.memory_source.startswith("cpu") and train.memory_source.startswith("cpu")
+

@@ -10,7 +10,14 @@ from nas.cli.build import meta_model
 from nas.errors import GenomeError
 from nas.genome import PRESETS, load_genome, parse_genome
 from nas.models import build_model
-from nas.models.footprint import LIMIT_ENV, MAX_BLOCKS, check_fits, estimate_footprint, memory_limit
+from nas.models.footprint import (
+    LIMIT_ENV,
+    MAX_BLOCKS,
+    check_fits,
+    estimate_footprint,
+    estimate_macs,
+    memory_limit,
+)
 from nas.search.objective import TrialContext, run_trial
 
 ISSUE = {"image_size": 32, "num_classes": 10, "patch_size": 4,
@@ -77,7 +84,11 @@ def test_the_limit_comes_from_the_environment_or_the_device(monkeypatch: pytest.
     assert limit > 0 and "RAM" in source
 
 
-def test_a_trial_records_a_too_large_genome_as_failed_without_building(tmp_path, monkeypatch) -> None:
+def test_a_trial_records_a_too_large_genome_without_building(tmp_path, monkeypatch) -> None:
+    from optuna.trial import TrialState
+
+    from nas.search.records import classify_result
+
     monkeypatch.setenv(LIMIT_ENV, "1")
 
     def no_build(*_: Any, **__: Any) -> None:
@@ -86,10 +97,25 @@ def test_a_trial_records_a_too_large_genome_as_failed_without_building(tmp_path,
     monkeypatch.setattr("nas.models.builder.VisionNet", no_build)
     reports: list[dict[str, Any]] = []
     ctx = TrialContext(study_dir=str(tmp_path), data="synthetic", budget={"epochs": 1, "batch_size": 8},
-                       objectives=("val_acc",))
+                       objectives=("val_acc", "flops", "val_loss"))
     final = run_trial({"genome": issue_genome(depth=1, dim=16384), "key": "k"}, ctx, reports.append)
-    assert final["status"] == "failed" and final["error"].startswith("too large for this device: ~")
+    assert final["status"] == "too_large" and final["error"].startswith("too large for this device: ~")
     assert reports == [final] and not (tmp_path / "cost.jsonl").exists()
+    genome = parse_genome(issue_genome(depth=1, dim=16384))
+    assert final["flops"] == estimate_macs(genome) and final["params"] == estimate_footprint(genome).params
+    assert final["sampler_values"] == [0.0, float(final["flops"]), 1e6] and final["sampler_violation"] >= 1.0
+    outcome = classify_result(final, False, list(ctx.objectives))
+    assert outcome.state == TrialState.PRUNED and outcome.attrs["status"] == "too_large"
+    assert outcome.attrs["sampler_values"] == final["sampler_values"]
+
+
+@pytest.mark.parametrize("name", ["vit_cifar", "deepvit_cifar", "shiftvit_cifar", "coatnet_cifar"])
+def test_flops_estimate_matches_the_traced_count(name: str) -> None:
+    from nas.cost import count_cost
+
+    genome = load_genome(name)
+    traced = count_cost(genome).flops
+    assert abs(estimate_macs(genome) - traced) <= 0.05 * traced
 
 
 def test_every_preset_fits_an_ordinary_machine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,8 +262,8 @@ def test_missing_file_and_unknown_preset(tmp_path: Path) -> None:
         load_genome(tmp_path / "missing.yaml")
     with pytest.raises(GenomeError, match=r"no preset or genome file named 'vit_cifr'; did you mean 'vit_cifar'\?"):
         load_genome("vit_cifr")
-    with pytest.raises(GenomeError, match=r"file not found"):
-        load_genome(tmp_path)  # a directory is not a genome file
+    with pytest.raises(GenomeError, match=r"is a directory; give a YAML or JSON file"):
+        load_genome(tmp_path)  # a directory is not a genome file, and the message says so
 
 
 # -- nas validate --------------------------------------------------------------------------------------

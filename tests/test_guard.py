@@ -57,8 +57,8 @@ def test_sqlite_disk_full_and_other_errors() -> None:
     class OperationalError(Exception):
         pass
 
-    err = as_user_error(OperationalError("(sqlite3.OperationalError) database or disk is full"))
-    assert isinstance(err, NasError) and "SQLite database: the disk is full" in str(err)
+    err = as_user_error(OperationalError("(sqlite3.OperationalError) database or disk is full"), "/r/s/study.db")
+    assert isinstance(err, NasError) and str(err).startswith("cannot write /r/s/study.db: the disk is full")
     assert as_user_error(ValueError("a bug")) is None
     with pytest.raises(ValueError, match="a bug"):  # programming errors keep their traceback
         fit_guarded(lambda: (_ for _ in ()).throw(ValueError("a bug")), [], lambda: "")

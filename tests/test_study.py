@@ -184,3 +184,21 @@ def test_kill_9_then_resume_finishes_exactly_n_trials(tmp_path: Path) -> None:
         assert after[number].values == values and after[number].user_attrs["key"] == key
     trained = [t.user_attrs["key"] for t in after if t.user_attrs.get("status") == "complete"]
     assert len(trained) == len(set(trained))
+
+
+def test_trials_csv_is_rewritten_after_every_finished_trial(tmp_path: Path, ray_session: None,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.search.runner as runner
+
+    seen: list[int] = []
+    original = runner.write_trials_csv
+
+    def spy(study: Any, study_dir: Path, objectives: list[str]) -> Path:
+        path = original(study, study_dir, objectives)
+        seen.append(sum(1 for line in path.read_text().splitlines()[1:] if ",COMPLETE," in line))
+        return path
+
+    monkeypatch.setattr(runner, "write_trials_csv", spy)
+    config, _ = make_config(tmp_path, n_trials=3, max_concurrent=1)
+    run_study(config, tmp_path / "run", quiet=True, dry_run=True)
+    assert seen[:3] == [1, 2, 3]  # one rewrite per finished trial, each as current as the storage

@@ -119,9 +119,9 @@ class AblationConfig:
 # -- loading ----------------------------------------------------------------------------------------
 def load_ablation_config(path: str | Path, overrides: Sequence[str] = ()) -> AblationConfig:
     """Read an ablation file, apply ``--set key.sub=value`` overrides, validate and expand it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ablation config not found: {path}")
+    from nas.paths import check_input_file
+
+    path = check_input_file(path, "ablation config")
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

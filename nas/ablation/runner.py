@@ -105,6 +105,8 @@ def cell_trainable(config: dict[str, Any], ctx: TrialContext, cells: dict[str, d
             "data": ctx.data, "budget": dict(ctx.budget)}
 
     def report(result: dict[str, Any]) -> None:
+        if result.get("status") == "too_large":  # a cell's result like any failure: shown as failed in the table
+            result = {**result, "status": "failed"}
         if result.get("final"):
             append_cell(ctx.study_dir, {**meta, **result})
         tune.report({k: v for k, v in result.items() if k not in ("history", "genome", "versions")})

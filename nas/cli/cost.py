@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.train_step and not args.latency:  # it changes only what --latency times
         raise ConfigError("--train-step times a training step for --latency; add --latency (or drop --train-step)")
+    if args.cache:
+        from nas.paths import check_output_dir
+
+        check_output_dir(args.cache, "--cache")
     for option, value, least in (("--batch", args.batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
         if value < least:
             raise ConfigError(f"{option} must be >= {least}, got {value}")

@@ -11,7 +11,12 @@ from nas.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("study", help="run, resume and inspect search studies")
+    parser = sub.add_parser(
+        "study", help="run, resume and inspect search studies",
+        description="Neural-architecture search studies: Optuna samples genomes from a search space, Ray Tune "
+        "trains them, and the study folder (study.yaml, study.db, trials.csv) keeps every trial. `run` starts or "
+        "resumes one, `resume` continues it after a crash or Ctrl+C, `status` and `report` read it.",
+    )
     study_sub = parser.add_subparsers(dest="study_command", metavar="ACTION")
     study_sub.required = True
 
@@ -98,8 +103,17 @@ def _resume(args: argparse.Namespace) -> int:
     changed = {k: (before.get(k), v) for k, v in config.to_dict().items() if before and before.get(k) != v}
     if changed:
         print("updating study.yaml: " + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()),
-              file=sys.stderr)
-    run_study(config, Path(args.dir), quiet=args.json)
+              file=sys.stderr if args.json else sys.stdout)  # stdout stays JSON-only with --json
+    saved = Path(args.dir) / "study.yaml"
+    text = saved.read_text() if changed else None
+    try:
+        run_study(config, Path(args.dir), quiet=args.json)
+    except ConfigError:  # refused (e.g. resources the cluster lacks): the change did not take effect
+        if text is not None:
+            tmp = saved.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(saved)
+        raise
     return _finish(config, Path(args.dir), args.json)
 
 

@@ -7,10 +7,18 @@ objective in its own right.
 Timing is the median of ``repeats`` runs after ``warmup`` runs. On CUDA each run is bracketed by CUDA
 events (the GPU's own clock, no host synchronisation inside the run); on CPU each run is timed with
 the host clock under ``torch.utils.benchmark``'s thread-count guard, and the runs are summarised by
-its :class:`~torch.utils.benchmark.Measurement` (median, IQR). Peak memory is CUDA's max allocated bytes
-above the starting point, or on CPU the growth of the process's peak resident set (Linux
-``VmHWM``, reset through ``/proc/self/clear_refs`` where allowed; this also resets the process's
-peak-RSS mark that ``ru_maxrss`` reports, so read any earlier peak before measuring).
+its :class:`~torch.utils.benchmark.Measurement` (median, IQR). Peak memory is what running the network
+takes: its weights, the input, the activations and, for a training step, gradients and AdamW's state.
+On CUDA it is the device's max allocated bytes (the weights are on the device when the count starts).
+On CPU torch keeps no allocator statistics, and the growth of the resident set over the timed runs
+alone misses the weights and the activations that reuse pages freed while the network was built (an
+86M-parameter ViT-B read 9.4 MiB that way). So the count starts *before* the network is built: the
+growth of the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``
+where allowed; this also resets the peak-RSS mark that ``ru_maxrss`` reports) from before the build to
+the end of the runs; a network passed in ready-built adds its weights' and buffers' sizes. A process
+that has freed a lot before (a test run, a notebook) hands those pages out again without growing, so
+the CPU figure is never below the bytes torch holds for the run, counted from the tensors: weights,
+buffers, the input, the activations saved for the backward pass, gradients and AdamW's state.
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ class LatencyReport:
     latency_ms: float  # median wall time of one batch, ms
     latency_iqr_ms: float  # interquartile range of the runs, ms
     img_per_s: float  # batch_size / median latency
-    peak_mem_mb: float  # MiB: CUDA max allocated above the start, or CPU peak RSS growth
+    peak_mem_mb: float  # MiB to run it: CUDA max allocated, or CPU peak RSS growth from before the build
     batch_size: int
     image_size: int
     mode: str
@@ -148,8 +156,10 @@ def _measure(
     image_size: int | None,
 ) -> LatencyReport:
     dev = device if isinstance(device, torch.device) else pick_device(device)
-    model, size, channels = _resolve(subject, image_size)
     given = isinstance(subject, nn.Module)
+    cpu_peak = _CpuPeak().__enter__() if dev.type == "cpu" else None  # counts the build too (module docstring)
+    model, size, channels = _resolve(subject, image_size)
+    held = _module_bytes(model) if given else 0  # already resident: not in the growth
     was_training = model.training
     if train_step and given:
         model = copy.deepcopy(model)
@@ -160,7 +170,13 @@ def _measure(
     x = torch.randn(batch_size, channels, size, size, device=dev)
     step = _train_step(model, x, num_classes) if train_step else _inference(model, x)
     try:
-        times, mem_mb, source = _time(step, dev, warmup, repeats)
+        times, mem_mb, source = _time(step, dev, warmup, repeats, cpu_peak)
+        if held and cpu_peak is not None:
+            mem_mb, source = mem_mb + held / 2**20, source + " + the given network's weights"
+        if cpu_peak is not None:
+            counted = _held_bytes(model, x, step) / 2**20
+            if counted > mem_mb:
+                mem_mb, source = counted, "cpu bytes of the tensors held (weights, input, saved activations, grads, AdamW)"
     except torch.OutOfMemoryError as exc:
         raise NasError(f"out of memory measuring batch {batch_size} at {size}px on {dev}: {exc}") from None
     finally:
@@ -215,14 +231,47 @@ def _train_step(model: nn.Module, x: torch.Tensor, num_classes: int | None) -> C
         loss.backward()
         optimizer.step()
 
+    run.optimizer = optimizer  # type: ignore[attr-defined]  (its state is part of the memory a step holds)
     return run
 
 
-def _time(step: Callable[[], None], dev: torch.device, warmup: int, repeats: int) -> tuple[list[float], float, str]:
-    """Seconds per run (``repeats`` of them after ``warmup``), peak memory in MiB and what it measures."""
+def _module_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def _held_bytes(model: nn.Module, x: torch.Tensor, step: Callable[[], None]) -> int:
+    """Bytes of the tensors a run holds at its peak: weights, buffers, input, and for a training step the
+    activations saved for backward (counted in one more step, each storage once), gradients and AdamW state."""
+    total = _module_bytes(model) + x.numel() * x.element_size()
+    optimizer = getattr(step, "optimizer", None)
+    if optimizer is None:
+        return total
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    total += sum(saved.values())
+    total += sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+    total += sum(v.numel() * v.element_size() for state in optimizer.state.values() for v in state.values()
+                 if isinstance(v, torch.Tensor))
+    return total
+
+
+def _time(step: Callable[[], None], dev: torch.device, warmup: int, repeats: int,
+          cpu_peak: "_CpuPeak | None" = None) -> tuple[list[float], float, str]:
+    """Seconds per run (``repeats`` of them after ``warmup``), peak memory in MiB and what it measures.
+
+    ``cpu_peak``: a CPU count already started (before the build); it is closed here after the runs.
+    """
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-        base = torch.cuda.memory_allocated(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         for _ in range(warmup):
             step()
@@ -233,16 +282,20 @@ def _time(step: Callable[[], None], dev: torch.device, warmup: int, repeats: int
             end.record()
         torch.cuda.synchronize(dev)
         times = [start.elapsed_time(end) / 1e3 for start, end in events]
-        peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20  # weights, input, activations (and grads, AdamW)
         return times, peak, "cuda max allocated"
     from torch.utils.benchmark.utils.common import set_torch_threads
 
-    with set_torch_threads(torch.get_num_threads()), _CpuPeak() as mem:
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
+    mem = cpu_peak if cpu_peak is not None else _CpuPeak().__enter__()
+    try:
+        with set_torch_threads(torch.get_num_threads()):
+            for _ in range(warmup):
+                step()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+    finally:
+        mem.__exit__(None, None, None)
     return times, mem.mb, mem.source

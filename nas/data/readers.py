@@ -279,6 +279,8 @@ def _npz_classes(file: Path, arrays: dict[str, np.ndarray], *labels: np.ndarray)
 def read_npz(path: str | Path, *, seed: int = 0, val_fraction: float = 0.2) -> ImageDataset:
     """Arrays ``x`` and ``y`` (and optionally ``x_val``/``y_val``, else a stratified split)."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise _missing("npz", file, "a directory, not a file")
     if not file.is_file():
         raise _missing("npz", file, "no such file")
     try:

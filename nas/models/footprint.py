@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from nas.errors import GenomeError
 from nas.genome.schema import ATTENTION_MIXERS, Genome
 
-__all__ = ["Footprint", "estimate_footprint", "memory_limit", "check_fits", "MAX_BLOCKS", "LIMIT_ENV"]
+__all__ = ["Footprint", "estimate_footprint", "estimate_macs", "memory_limit", "check_fits", "excess", "MAX_BLOCKS",
+           "LIMIT_ENV"]
 
 LIMIT_ENV = "NAS_MAX_MEMORY_GB"
 MAX_BLOCKS = 1024
@@ -126,6 +127,57 @@ def estimate_footprint(genome: Genome) -> Footprint:
     # The part that weighs most in a training run names the field to change.
     largest = max(parts, key=lambda part: part[1] * TRAIN_BYTES_PER_PARAM + part[2] * part[3] * FLOAT_BYTES)[0]
     return Footprint(params=params, act_total=act_total, act_peak=act_peak, largest=largest)
+
+
+def estimate_macs(genome: Genome) -> int:
+    """Closed-form MACs per image from :mod:`nas.cost.analytic` (the formulas the traced count is tested
+    against), for genomes too large to build and trace; patch merging is counted as its 2x2 conv."""
+    from nas.cost import analytic as cf
+
+    prefix = 1 if genome.pool == "cls" else 0
+    if genome.stem == "patch":
+        p = int(genome.patch_size or 1)
+        side, in_dim = genome.image_size // p, genome.stages[0].dim
+        total = cf.patch_embed_macs(genome.image_size, p, genome.in_channels, in_dim)
+    else:
+        stride = int(genome.stem_stride or 1)
+        side, in_dim = genome.image_size // stride, int(genome.stem_dim or genome.stages[0].dim)
+        total = side * side * 9 * (genome.in_channels + in_dim) * in_dim
+    for i, stage in enumerate(genome.stages):
+        d = stage.dim
+        halves = i > 0 or genome.stem == "conv"
+        if stage.mixer == "conv":
+            exp, se = float(stage.expansion or 4.0), float(stage.se_ratio or 0.0)
+            stride = 2 if halves and genome.downsample == "pool" else 1
+            if halves and genome.downsample == "merge":
+                side = max(1, side // 2)
+                total += side * side * 4 * in_dim * d
+                in_dim = d
+            total += cf.mbconv_macs(side, in_dim, d, expansion=exp, se_ratio=se, stride=stride)
+            side = max(1, side // stride)
+            total += (stage.depth - 1) * cf.mbconv_macs(side, d, d, expansion=exp, se_ratio=se)
+        else:
+            if halves:
+                side = max(1, side // 2)
+                total += side * side * 4 * in_dim * d
+            n, tau = side * side + prefix, float(stage.mlp_ratio or 4.0)
+            if stage.mixer == "shift":
+                block = cf.mlp_macs(n, d, tau)
+            else:
+                block = cf.attention_block_macs(n, d, tau, int(stage.heads or 1), stage.mixer == "reattention")
+            total += stage.depth * block
+        in_dim = d
+    return int(total + cf.head_macs(in_dim, genome.num_classes, genome.head_hidden))
+
+
+def excess(genome: Genome, *, batch_size: int = 1, training: bool = False, device: str | None = None) -> float:
+    """How far ``genome`` is over the limits, relative: 0 when it fits, else ``need / limit - 1`` (or the
+    blocks over :data:`MAX_BLOCKS`, relatively). A sampler ranks too-large trials by it."""
+    if genome.depth > MAX_BLOCKS:
+        return genome.depth / MAX_BLOCKS - 1
+    need = estimate_footprint(genome).bytes(batch_size, training)
+    limit, _ = memory_limit(device)
+    return max(0.0, need / limit - 1)
 
 
 def _device_bytes(device: str | None) -> tuple[int, str]:

@@ -142,6 +142,9 @@ def _scheduler_doc(scheduler: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- loading ----------------------------------------------------------------------------------------
 def _read(path: Path) -> Any:
+    if path.is_dir():
+        raise ConfigError(f"study config {path} is a directory; give a YAML file (a study folder's own is "
+                          f"{path / 'study.yaml'}; `nas study resume {path}` continues that study)")
     if not path.is_file():
         raise ConfigError(f"study config not found: {path}")
     text = path.read_text(encoding="utf-8")

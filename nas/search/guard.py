@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -68,7 +67,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
-def as_user_error(exc: BaseException) -> NasError | None:
+def as_user_error(exc: BaseException, database: str | None = None) -> NasError | None:
     """One-line :class:`NasError` for a file-system failure somewhere in ``exc``'s chain, else ``None``.
 
     SQLite reports a full disk as ``OperationalError: database or disk is full`` (not an ``OSError``),
@@ -81,16 +80,18 @@ def as_user_error(exc: BaseException) -> NasError | None:
             return NasError(os_error_message(link))
         text = str(link)
         if type(link).__name__ == "OperationalError" and ("disk is full" in text or "disk I/O error" in text):
-            return NasError("cannot write the study's SQLite database: the disk is full; free some space and "
-                            "run the same command again (finished trials are kept)")
+            return NasError(f"cannot write {database or 'the study database'}: the disk is full; free some space "
+                            f"and run the same command again (finished trials are kept)")
     return None
 
 
-def fit_guarded(fit: Callable[[], T], cleanup: list[Callable[[], Any]], interrupted: Callable[[], str]) -> T:
+def fit_guarded(fit: Callable[[], T], cleanup: list[Callable[[], Any]], interrupted: Callable[[], str],
+                database: str | None = None) -> T:
     """Run ``fit`` (a Tuner's ``fit``) with Ctrl+C and a full disk handled; see the module docstring.
 
     Every ``cleanup`` step runs whatever happened, each on its own: one that fails does not stop the
-    others. ``interrupted()`` is the text of the :class:`KeyboardInterrupt` raised after a Ctrl+C.
+    others. ``interrupted()`` is the text of the :class:`KeyboardInterrupt` raised after a Ctrl+C;
+    ``database`` names the storage in a "disk is full" message from SQLite.
     """
     previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # the interrupt reaches us; Tune's restore advice never prints
@@ -121,18 +122,14 @@ def fit_guarded(fit: Callable[[], T], cleanup: list[Callable[[], Any]], interrup
             text = ""
         raise KeyboardInterrupt(text) from None
     if failure is not None:
-        user = as_user_error(failure)
+        user = as_user_error(failure, database)
         if user is not None:
             raise user from None
         raise failure
     if cleanup_error is not None:
-        user = as_user_error(cleanup_error)
+        user = as_user_error(cleanup_error, database)
         if user is not None:
             raise user from None
         raise cleanup_error
     return result
 
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is the file system saying there is no space left."""
-    return any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in _chain(exc))

@@ -15,6 +15,7 @@ from typing import Any
 
 from nas.genome import parse_genome
 from nas.runtime import library_versions
+from nas.search.oversize import oversize_report, too_large
 
 __all__ = ["TrialContext", "run_trial", "dataset_for", "proxy_objectives"]
 
@@ -96,18 +97,6 @@ def _stamped(report: Report) -> Report:
     return stamped
 
 
-def _too_large(genome: Any, train_config: Any, device: str, training: bool) -> str | None:
-    """The one-line refusal of :func:`nas.models.footprint.check_fits`, or ``None`` when the genome fits."""
-    from nas.errors import GenomeError
-    from nas.models.footprint import check_fits
-
-    try:
-        check_fits(genome, batch_size=train_config.batch_size, training=training, device=device)
-    except GenomeError as exc:
-        return str(exc)
-    return None
-
-
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
@@ -134,9 +123,10 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         base.update(placement.record())
         train_config = train_config.replace(device=placement.device)
         device = pick_device(train_config.device)
-        too_large = _too_large(genome, train_config, str(device), training=not ctx.dry_run)
-        if too_large:  # recorded as a failure of this architecture, and nothing was allocated for it
-            final = {**base, "status": "failed", "error": too_large, "final": True,
+        size = {"batch_size": train_config.batch_size, "training": not ctx.dry_run, "device": str(device)}
+        refusal = too_large(genome, **size)
+        if refusal:  # recorded (PRUNED, status too_large) with estimated cost; nothing is allocated for it
+            final = {**base, **oversize_report(genome, ctx.objectives, refusal, **size), "final": True,
                      "duration_s": time.perf_counter() - start}
             report(final)
             return final

@@ -51,6 +51,9 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
         attrs["error"] = result.get("error") or "the trial's worker process crashed (see the Ray log in the study's ray/ folder)"
         attrs["status"] = "failed"
         return Outcome(TrialState.FAIL, None, attrs)
+    if status == "too_large":  # refused before building: estimated cost, sampler feedback (nas.search.oversize)
+        attrs["status"] = "too_large"
+        return Outcome(TrialState.PRUNED, None, attrs)
     if status == "infeasible":
         attrs["status"] = "infeasible"
         attrs["infeasible"] = True
@@ -72,7 +75,7 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
 _STORED = (
     "genome", "key", "params", "flops", "flops_unit", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
-    "reused_from", "error", "checkpoint", "sampler_violation", *PROXY_KEYS,
+    "reused_from", "error", "checkpoint", "sampler_values", "sampler_violation", "estimated_cost", *PROXY_KEYS,
     # where the trial ran: Ray's GPU assignment, a fallback's reason, process and wall-clock span
     "gpu_ids", "cuda_visible_devices", "device_note", "pid", "started_at", "ended_at", "reason", "amp", "compiled",
 )

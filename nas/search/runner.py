@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from nas.errors import ConfigError
 from nas.search.objective import TrialContext, run_trial
+from nas.search.folder import sqlite_path
 from nas.search.guard import fit_guarded, start_ray_checked
 from nas.search.prescreen import make_prescreener
 from nas.search.records import trials_frame
@@ -280,6 +281,7 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
             [lambda: requeue_interrupted(study), lambda: write_trials_csv(study, study_dir, objectives), stop_ray],
             lambda: f"{finished_count(study)} of {config.n_trials} trials finished; resume with "
                     f"`nas study resume {study_dir}`",
+            database=str(sqlite_path(storage_url(study_dir, config.storage)) or "the study's storage"),
         )
     write_trials_csv(study, study_dir, objectives)
     if config.keep_checkpoints == "pareto":
