@@ -39,7 +39,7 @@ SCHEDULERS = ("none", "asha")
 ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
-          "reference_presets")
+          "reference_presets", "retry_failed", "heartbeat_interval", "grace_period", "storage_path")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study name is also a directory and a DB key
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -64,6 +64,10 @@ class StudyConfig:
     ray_address: str | None = None  # None or "local": a local Ray; "auto"; "ray://host:port"
     keep_checkpoints: str = "none"
     reference_presets: tuple[str, ...] = ()
+    retry_failed: bool = False  # False: a key that failed is not trained again when sampled again
+    heartbeat_interval: float = 5.0  # seconds between a driver's heartbeats for the trials it runs
+    grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
+    storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -81,7 +85,9 @@ class StudyConfig:
             "max_concurrent": self.max_concurrent,
             "scheduler": "none" if self.scheduler is None else {"asha": dict(self.scheduler)},
             "storage": self.storage, "ray_address": self.ray_address, "keep_checkpoints": self.keep_checkpoints,
-            "reference_presets": list(self.reference_presets),
+            "reference_presets": list(self.reference_presets), "retry_failed": self.retry_failed,
+            "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
+            "storage_path": self.storage_path,
         }
 
     # -- derived -----------------------------------------------------------------------------------
@@ -251,6 +257,9 @@ class _Validator:
             storage=self.storage(doc.get("storage")), ray_address=self.ray_address(doc.get("ray_address")),
             keep_checkpoints=self.choice("keep_checkpoints", doc.get("keep_checkpoints") or "none", KEEP_CHECKPOINTS),
             reference_presets=self.presets(doc.get("reference_presets")),
+            retry_failed=self.flag("retry_failed", doc.get("retry_failed", False)),
+            **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
+            storage_path=self.storage_path(doc.get("storage_path")),
         )
 
     # -- fields ------------------------------------------------------------------------------------
@@ -355,9 +364,33 @@ class _Validator:
         if value is None:
             return None
         text = str(value)
-        if text in ("auto", "local") or re.match(r"^ray://[^:/\s]+:\d+$", text):
+        if text in ("auto", "local") or re.match(r"^(ray://)?[^:/\s]+:\d+$", text):
             return text
-        raise self.error(f"ray_address must be null, local, auto or ray://host:port, got {value!r}")
+        raise self.error(f"ray_address must be null, local, auto, host:port (a cluster's head) or ray://host:port, "
+                         f"got {value!r}")
+
+    def flag(self, where: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(f"{where} must be true or false, got {value!r}")
+        return value
+
+    def heartbeat(self, interval: Any, grace: Any) -> dict[str, float]:
+        out = {"heartbeat_interval": self.number("heartbeat_interval", interval, minimum=1, strict=False),
+               "grace_period": self.number("grace_period", grace, minimum=0, strict=True)}
+        if out["grace_period"] <= out["heartbeat_interval"]:
+            raise self.error(f"grace_period ({out['grace_period']:g} s) must exceed heartbeat_interval "
+                             f"({out['heartbeat_interval']:g} s), or live trials would be taken for dead ones")
+        return out
+
+    def storage_path(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"storage_path must be a shared folder or a URI such as s3://bucket/nas, got {value!r}")
+        if _URL.match(value):
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else ((self.base_dir or Path.cwd()) / path).resolve())
 
     def presets(self, value: Any) -> tuple[str, ...]:
         names = [value] if isinstance(value, str) else list(value or [])
