@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="override a config field, e.g. --set n_trials=4 --set budget.epochs=1")
     run.add_argument("--out", help="study directory (default: runs/<name>)")
     run.add_argument("--json", action="store_true", help="print the final status as JSON")
+    run.add_argument("--dry-run", action="store_true",
+                     help="every step but the training (zero metrics): checks sampling, Ray and the storage")
     run.set_defaults(func=_run)
 
     resume = study_sub.add_parser("resume", help="continue a study after a crash or kill, up to n_trials")
@@ -69,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _study_config(Path(args.config), args.overrides)
     study_dir = Path(args.out) if args.out else Path("runs") / config.name
-    run_study(config, study_dir, quiet=args.json)
+    run_study(config, study_dir, quiet=args.json, dry_run=args.dry_run)
     return _finish(config, study_dir, args.json)
 
 

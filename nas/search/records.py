@@ -69,7 +69,7 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
 _STORED = (
     "genome", "key", "params", "flops", "flops_unit", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
-    "reused_from", "error", "checkpoint", "node_id",
+    "reused_from", "error", "checkpoint", "node_id", "driver",
 )
 
 
@@ -84,7 +84,7 @@ def trial_record(trial: FrozenTrial, objectives: list[str] | None = None) -> dic
         "layout": _layout(attrs.get("genome")),
     }
     for k in COST_KEYS + METRIC_KEYS + ("epoch_reached", "reused_from", "error", "device", "duration_s", "checkpoint",
-                                        "node_id"):
+                                        "node_id", "driver"):
         if k in attrs:
             rec[k] = attrs[k]
     if objectives and trial.values is not None:

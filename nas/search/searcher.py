@@ -8,6 +8,8 @@ and provenance as user attributes, and hands an already-trained architecture its
 """
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,8 @@ from ray.tune.search.optuna import OptunaSearch
 from nas.search.records import classify_result
 
 __all__ = ["StudySearcher"]
+
+_DRIVER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class StudySearcher(OptunaSearch):
@@ -83,6 +87,7 @@ class StudySearcher(OptunaSearch):
         key = parse_genome(genome).key
         trial.set_user_attr("genome", genome)
         trial.set_user_attr("key", key)
+        trial.set_user_attr("driver", _DRIVER)  # host:pid of the driver that asked it (several may share a study)
         self._owned.add(trial._trial_id)
         from nas.search.heartbeat import beat
 
@@ -219,7 +224,7 @@ def _copy_outcome(original: optuna.trial.FrozenTrial) -> Any:
     """The outcome of a trial that waited for an identical architecture trained concurrently."""
     from nas.search.records import Outcome
 
-    attrs = {k: v for k, v in original.user_attrs.items() if k not in ("genome", "key")}
+    attrs = {k: v for k, v in original.user_attrs.items() if k not in ("genome", "key", "driver")}
     attrs["reused_from"] = original.number
     if original.state == TrialState.COMPLETE:
         attrs["status"] = "reused"
