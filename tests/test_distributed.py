@@ -106,9 +106,11 @@ def test_a_killed_driver_is_replaced_via_heartbeat(tmp_path: Path, postgres_url:
     deadline = time.time() + 240
     storage = optuna.storages.RDBStorage(postgres_url)
     while time.time() < deadline and victim.poll() is None:
-        running = [t for t in optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
-                   if str(t.user_attrs.get("driver", "")).endswith(mark) and "genome" in t.user_attrs]
-        if running:
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
+        except KeyError:  # the drivers have not created the study yet
+            trials = []
+        if any(str(t.user_attrs.get("driver", "")).endswith(mark) and "genome" in t.user_attrs for t in trials):
             break
         time.sleep(0.3)
     assert victim.poll() is None, "the victim finished before it could be killed"
