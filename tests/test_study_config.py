@@ -78,7 +78,7 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("resources.gpu=1.5", r"resources.gpu above 1 must be a whole number"),
     ("scheduler=hyperband", r"scheduler must be one of none, asha; got 'hyperband'"),
     ("scheduler.asha.grace_period=4", r"scheduler.asha.grace_period 4 exceeds budget.epochs 3"),
-    ("ray_address=localhost", r"ray_address must be null, local, auto or ray://host:port"),
+    ("ray_address=localhost", r"ray_address must be null, local, auto, host:port \(a cluster's head\) or ray://host:port"),
     ("storage=study.db", r"storage must be null .* or an SQLAlchemy URL"),
     ("keep_checkpoints=best", r"keep_checkpoints must be one of pareto, all, none"),
     ("reference_presets=[vit_cifr]", r"unknown preset 'vit_cifr'; did you mean 'vit_cifar'\?"),

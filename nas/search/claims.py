@@ -130,11 +130,16 @@ class KeyClaims:
 def requeue_stale(study: Any, trial: Any) -> None:
     """Heartbeat callback for a trial whose driver died: release its claim and queue its parameters again.
 
-    Optuna has already marked the trial FAIL; :class:`optuna.storages.RetryFailedTrialCallback` adds
+    Optuna has already marked the trial FAIL; :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` adds
     a WAITING copy (``failed_trial`` names the original), which the next ``ask()`` of any live driver
     runs. :func:`nas.search.storage.finished_count` does not count the stale original.
     """
-    from optuna.storages import RetryFailedTrialCallback
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     KeyClaims(engine_of(study._storage), study.study_name).release([trial._trial_id])
-    RetryFailedTrialCallback(max_retry=3)(study, trial)
+    with warnings.catch_warnings():  # experimental in Optuna; chosen knowingly
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)

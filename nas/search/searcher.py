@@ -133,7 +133,11 @@ class StudySearcher(OptunaSearch):
                     time.sleep(0.5)
                     return None
                 return self.FINISHED
-        return super().suggest(trial_id)
+        import warnings
+
+        with warnings.catch_warnings():  # the driver's own thread beats (nas.search.heartbeat), not optimize()
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            return super().suggest(trial_id)
 
     def poll_others(self, force: bool = False) -> None:
         """Tell the trials that wait for another driver's training once it is done; if that driver

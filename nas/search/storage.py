@@ -50,8 +50,9 @@ def open_storage(url: str, *, heartbeat_interval: float | None = None,
     if heartbeat_interval:
         from nas.search.claims import requeue_stale
 
-        kwargs.update(heartbeat_interval=int(max(1, round(heartbeat_interval))), failed_trial_callback=requeue_stale,
-                      grace_period=None if grace_period is None else int(max(1, round(grace_period))))
+        kwargs.update(heartbeat_interval=int(max(1, round(heartbeat_interval))),
+                      grace_period=None if grace_period is None else int(max(1, round(grace_period))),
+                      heartbeat_stale_trial_callback=requeue_stale)
     for attempt in range(5):
         try:
             with warnings.catch_warnings():  # heartbeats are experimental in Optuna; chosen knowingly
