@@ -40,6 +40,7 @@ def _driver(path: Path, out: Path, *sets: str, dry_run: bool = True, log: Path |
 
 
 def _shared_config(tmp_path: Path, url: str, cluster: Any, name: str, **fields: Any) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     _, path = make_config(tmp_path, name=name, storage=url, ray_address=cluster.address, max_concurrent=1,
                           heartbeat_interval=1, grace_period=4, **fields)
     return path
@@ -73,16 +74,20 @@ def test_a_second_driver_on_one_study_folder_is_refused(tmp_path: Path) -> None:
         pass
 
 
-@pytest.mark.parametrize("drivers", [2, 3])
-def test_drivers_in_parallel_share_one_postgres_study(tmp_path: Path, postgres_url: str, ray_cluster: Any,
-                                                      drivers: int) -> None:
-    name = f"shared{drivers}"
-    path = _shared_config(tmp_path, postgres_url, ray_cluster, name, n_trials=8)
-    procs = [_driver(path, tmp_path / f"d{i}") for i in range(drivers)]
-    for i, proc in enumerate(procs):
-        assert proc.wait(timeout=300) == 0, (tmp_path / f"d{i}.log").read_text()[-3000:]
-    trials = _check_study(postgres_url, name, 8)
-    assert len({t.user_attrs["driver"] for t in trials}) == drivers  # every driver took part
+def test_two_and_three_drivers_in_parallel_share_one_postgres_study(tmp_path: Path, postgres_url: str,
+                                                                     ray_cluster: Any) -> None:
+    # two studies at once on one server and one cluster: 2 drivers on one, 3 on the other
+    groups = {f"shared{n}": n for n in (2, 3)}
+    procs = {}
+    for name, n in groups.items():
+        path = _shared_config(tmp_path / name, postgres_url, ray_cluster, name, n_trials=8)
+        procs[name] = [_driver(path, tmp_path / name / f"d{i}") for i in range(n)]
+    for name, drivers in procs.items():
+        for i, proc in enumerate(drivers):
+            assert proc.wait(timeout=300) == 0, (tmp_path / name / f"d{i}.log").read_text()[-3000:]
+    for name, n in groups.items():
+        trials = _check_study(postgres_url, name, 8)
+        assert len({t.user_attrs["driver"] for t in trials}) == n  # every driver took part
 
 
 def test_each_driver_of_a_study_samples_with_its_own_seed(tmp_path: Path) -> None:
