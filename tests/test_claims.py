@@ -80,3 +80,27 @@ def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path,
         assert all(t.user_attrs["reused_from"] == first.number for t in got if t is not first)
         assert all("sees no CUDA device" in t.user_attrs["error"] for t in got)
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_budget_lock_serialises_drivers(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    import threading
+    import time
+
+    url = f"sqlite:///{tmp_path / 'b.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = engine_of(open_storage(url))
+    held, order = threading.Event(), []
+
+    def first() -> None:
+        with KeyClaims(engine, "b").budget_lock():
+            held.set()
+            time.sleep(0.5)
+            order.append("first")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    with KeyClaims(engine, "b").budget_lock():  # waits for the first holder
+        order.append("second")
+    thread.join()
+    assert order == ["first", "second"]

@@ -17,6 +17,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +79,34 @@ class KeyClaims:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.engine, self.study = sa.create_engine(state["url"]), state["study"]
+
+    @contextmanager
+    def budget_lock(self) -> Iterator[None]:
+        """Serialise "count the study's trials, then ask a new one" across drivers, so that two drivers
+        seeing one free slot cannot both fill it: a PostgreSQL advisory lock (one per study), an
+        ``fcntl`` lock next to an SQLite file; other databases go without (a rare extra trial)."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            lock_id = zlib.crc32(f"nas-budget:{self.study}".encode())
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+                    conn.commit()
+        elif dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            import fcntl
+
+            with open(f"{self.engine.url.database}.budget-lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        else:
+            yield
 
     def register_driver(self) -> int:
         """Record this driver's start; returns its rank (0 for the study's first driver start)."""

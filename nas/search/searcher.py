@@ -119,25 +119,34 @@ class StudySearcher(OptunaSearch):
     def suggest(self, trial_id: str) -> dict | None:
         """Sample the next trial while the study-wide budget allows: finished plus running trials of
         every driver stay within ``n_trials``; trials queued again (WAITING) are always taken."""
-        self.poll_others()
-        if self._n_trials is not None and trial_id not in self._ot_trials:
-            import time
-
-            from nas.search.storage import finished_count
-
-            trials = self._ot_study.get_trials(deepcopy=False)
-            waiting = sum(t.state == TrialState.WAITING for t in trials)
-            running = {t._trial_id for t in trials if t.state == TrialState.RUNNING}
-            if not waiting and finished_count(self._ot_study) + len(running) >= self._n_trials:
-                if running - self._owned:  # other drivers' trials may still fail and be queued again
-                    time.sleep(0.5)
-                    return None
-                return self.FINISHED
+        import time
         import warnings
+        from contextlib import nullcontext
 
-        with warnings.catch_warnings():  # the driver's own thread beats (nas.search.heartbeat), not optimize()
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            return super().suggest(trial_id)
+        self.poll_others()
+        fresh = self._n_trials is not None and trial_id not in self._ot_trials
+        with self._claims.budget_lock() if fresh and self._claims is not None else nullcontext():
+            verdict = self._budget_verdict() if fresh else None
+            if verdict is None:
+                with warnings.catch_warnings():  # the driver's own thread beats (nas.search.heartbeat)
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    return super().suggest(trial_id)
+        if verdict == self.FINISHED:
+            return self.FINISHED
+        time.sleep(0.5)  # the budget is taken by other drivers' live trials: ask again shortly
+        return None
+
+    def _budget_verdict(self) -> str | bool | None:
+        """None: sample; FINISHED: the budget is spent; False: wait (other drivers' trials still run,
+        and may die and be queued again)."""
+        from nas.search.storage import finished_count
+
+        trials = self._ot_study.get_trials(deepcopy=False)
+        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        running = {t._trial_id for t in trials if t.state == TrialState.RUNNING}
+        if waiting or finished_count(self._ot_study) + len(running) < self._n_trials:
+            return None
+        return False if running - self._owned else self.FINISHED
 
     def poll_others(self, force: bool = False) -> None:
         """Tell the trials that wait for another driver's training once it is done; if that driver
@@ -156,9 +165,11 @@ class StudySearcher(OptunaSearch):
             elif held is None:
                 from nas.search.storage import requeue_interrupted
 
-                ids = {self._ot_trials[w]._trial_id for w in self._remote.pop(key)}
+                waiting = self._remote.pop(key)
+                ids = {self._ot_trials[w]._trial_id for w in waiting}
                 requeue_interrupted(self._ot_study, only=ids)
                 self._owned -= ids
+                self._completed_trials.update(waiting)  # done here; a driver runs them again from the queue
 
     def save(self, checkpoint_path: str) -> None:
         """The Optuna storage is the study's checkpoint; Ray's pickle of the searcher is not needed."""
