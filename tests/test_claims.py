@@ -1,7 +1,6 @@
 """Study-wide key claims, driver ranks, stale-trial re-queue and ``retry_failed``."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,7 @@ import torch
 from optuna.trial import TrialState
 
 from nas.search.claims import KeyClaims, engine_of, requeue_stale
-from nas.search.runner import run_study
 from nas.search.storage import finished_count, open_storage
-from servers import RAY_ENV
 from test_study import TINY_BUDGET, TINY_SPACE, make_config, trials
 
 
@@ -61,16 +58,18 @@ def test_a_stale_trial_is_queued_again_its_claim_released_and_not_counted(study:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make trials fail")
 @pytest.mark.parametrize("retry", [False, True])
-def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path, ray_cluster: Any, retry: bool,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in RAY_ENV.items():
-        monkeypatch.setenv(k, v)
+def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path, ray_cluster: Any,
+                                                                 retry: bool) -> None:
+    from test_distributed import _driver
+
     space = {**TINY_SPACE, "stage": {"mixer": "shift", "depth": 1, "dim": 16, "mlp_ratio": 2}}  # one architecture
-    config, _ = make_config(tmp_path, space=space, n_trials=3, max_concurrent=1, retry_failed=retry,
-                            budget={**TINY_BUDGET, "device": "cuda"}, ray_address=ray_cluster.address)
+    config, path = make_config(tmp_path, space=space, n_trials=3, max_concurrent=1, retry_failed=retry,
+                               budget={**TINY_BUDGET, "device": "cuda"}, ray_address=ray_cluster.address)
     out = tmp_path / "run"
-    assert run_study(config, out, quiet=True)["states"] == {"FAIL": 3}
+    assert _driver(path, out, dry_run=False).wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]
     got = trials(out, config)
+    assert [t.state for t in got] == [TrialState.FAIL] * 3
+    assert all("sees no CUDA device" in t.user_attrs["error"] for t in got)
     statuses = [t.user_attrs["status"] for t in got]
     if retry:
         assert statuses == ["failed"] * 3  # trained (and failed) each time
@@ -78,8 +77,6 @@ def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path,
         assert statuses.count("failed") == 1 and statuses.count("reused_failure") == 2
         first = next(t for t in got if t.user_attrs["status"] == "failed")
         assert all(t.user_attrs["reused_from"] == first.number for t in got if t is not first)
-        assert all("sees no CUDA device" in t.user_attrs["error"] for t in got)
-    assert os.environ["RAY_AUTH_MODE"] == "disabled"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

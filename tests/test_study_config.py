@@ -84,6 +84,9 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("reference_presets=[vit_cifr]", r"unknown preset 'vit_cifr'; did you mean 'vit_cifar'\?"),
     ("data=cifar11", r"data: unknown dataset 'cifar11'"),
     ("objectives={}", r"objectives is empty"),
+    ("retry_failed=yes please", r"retry_failed must be true or false, got 'yes please'"),
+    ("grace_period=3", r"grace_period \(3 s\) must exceed heartbeat_interval \(5 s\)"),
+    ("heartbeat_interval=0", r"heartbeat_interval must be a number >= 1, got 0"),
 ])
 def test_bad_values_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"^quickstart.yaml: (.*: )?" + message):
@@ -140,3 +143,12 @@ def test_every_sampler_runs_a_multi_objective_study(sampler: str) -> None:
     study.optimize(objective, n_trials=3)
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 3
     assert study.best_trials
+
+
+def test_distributed_fields_default_and_round_trip() -> None:
+    config = _load()
+    assert (config.retry_failed, config.heartbeat_interval, config.grace_period, config.storage_path) == (
+        False, 5.0, 30.0, None)
+    config = _load("ray_address=10.0.0.5:6379", "storage_path=s3://bucket/nas", "retry_failed=true")
+    assert config.ray_address == "10.0.0.5:6379" and config.storage_path == "s3://bucket/nas" and config.retry_failed
+    assert StudyConfig.from_dict(config.to_dict()) == config

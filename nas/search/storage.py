@@ -2,7 +2,9 @@
 
 A study directory holds everything needed to resume or analyse a study after any crash:
 ``study.yaml`` (the resolved config), ``study.db`` (the default SQLite storage; any SQLAlchemy URL
-may replace it), ``cost.jsonl`` (the cost cache), ``trials.csv``, ``checkpoints/`` and ``ray/``.
+may replace it), ``cost.jsonl`` (the cost cache), ``trials.csv``, ``checkpoints/`` and ``ray/``, and
+``.driver.lock`` while a driver runs it (:mod:`nas.search.lock`). Several drivers may share one storage
+URL, each with its own directory (:mod:`nas.search.claims`, :mod:`nas.search.heartbeat`).
 """
 from __future__ import annotations
 
