@@ -57,26 +57,29 @@ def test_a_stale_trial_is_queued_again_its_claim_released_and_not_counted(study:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make trials fail")
-@pytest.mark.parametrize("retry", [False, True])
-def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path, ray_cluster: Any,
-                                                                 retry: bool) -> None:
+def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path, ray_cluster: Any) -> None:
     from test_distributed import _driver
 
     space = {**TINY_SPACE, "stage": {"mixer": "shift", "depth": 1, "dim": 16, "mlp_ratio": 2}}  # one architecture
-    config, path = make_config(tmp_path, space=space, n_trials=3, max_concurrent=1, retry_failed=retry,
-                               budget={**TINY_BUDGET, "device": "cuda"}, ray_address=ray_cluster.address)
-    out = tmp_path / "run"
-    assert _driver(path, out, dry_run=False).wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]
-    got = trials(out, config)
-    assert [t.state for t in got] == [TrialState.FAIL] * 3
-    assert all("sees no CUDA device" in t.user_attrs["error"] for t in got)
-    statuses = [t.user_attrs["status"] for t in got]
-    if retry:
-        assert statuses == ["failed"] * 3  # trained (and failed) each time
-    else:
-        assert statuses.count("failed") == 1 and statuses.count("reused_failure") == 2
-        first = next(t for t in got if t.user_attrs["status"] == "failed")
-        assert all(t.user_attrs["reused_from"] == first.number for t in got if t is not first)
+    runs = {}
+    for retry in (False, True):  # two studies at once, one driver each
+        folder = tmp_path / f"retry_{retry}"
+        folder.mkdir()
+        config, path = make_config(folder, space=space, n_trials=3, max_concurrent=1, retry_failed=retry,
+                                   budget={**TINY_BUDGET, "device": "cuda"}, ray_address=ray_cluster.address)
+        runs[retry] = (config, folder / "run", _driver(path, folder / "run", dry_run=False))
+    for retry, (config, out, proc) in runs.items():
+        assert proc.wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]
+        got = trials(out, config)
+        assert [t.state for t in got] == [TrialState.FAIL] * 3
+        assert all("sees no CUDA device" in t.user_attrs["error"] for t in got)
+        statuses = [t.user_attrs["status"] for t in got]
+        if retry:
+            assert statuses == ["failed"] * 3  # trained (and failed) each time
+        else:
+            assert statuses.count("failed") == 1 and statuses.count("reused_failure") == 2
+            first = next(t for t in got if t.user_attrs["status"] == "failed")
+            assert all(t.user_attrs["reused_from"] == first.number for t in got if t is not first)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
