@@ -104,6 +104,7 @@ class Validator:
         if value is None:
             return None
         text = str(value)
-        if text in ("auto", "local") or re.match(r"^ray://[^:/\s]+:\d+$", text):
+        if text in ("auto", "local") or re.match(r"^(ray://)?[^:/\s]+:\d+$", text):
             return text
-        raise self.error(f"ray_address must be null, local, auto or ray://host:port, got {value!r}")
+        raise self.error(f"ray_address must be null, local, auto, host:port (a cluster's head) or ray://host:port, "
+                         f"got {value!r}")

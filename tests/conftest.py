@@ -34,3 +34,19 @@ def tiny_genome() -> Callable[..., Genome]:
         return parse_genome({k: v for k, v in doc.items() if v is not None})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL for the session (see tests/servers.py); yields its SQLAlchemy URL."""
+    from servers import postgres_server
+
+    yield from postgres_server()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster on this machine for the session (see tests/servers.py)."""
+    from servers import ray_cluster as start
+
+    yield from start()

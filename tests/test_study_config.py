@@ -82,7 +82,7 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("resources.gpu=1.5", r"resources.gpu above 1 must be a whole number"),
     ("scheduler=hyperband", r"scheduler must be one of none, asha, moasha; got 'hyperband'"),
     ("scheduler.asha.grace_period=4", r"scheduler.asha.grace_period 4 exceeds budget.epochs 3"),
-    ("ray_address=localhost", r"ray_address must be null, local, auto or ray://host:port"),
+    ("ray_address=localhost", r"ray_address must be null, local, auto, host:port \(a cluster's head\) or ray://host:port"),
     ("storage=study.db", r"storage must be null .* or an SQLAlchemy URL"),
     ("keep_checkpoints=best", r"keep_checkpoints must be one of pareto, all, none"),
     ("reference_presets=[vit_cifr]", r"unknown preset 'vit_cifr'; did you mean 'vit_cifar'\?"),
@@ -91,6 +91,9 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("scheduler.moasha.selection=nsga", r"scheduler.moasha.selection must be one of epsnet, crowding; got 'nsga'"),
     ("scheduler.moasha.grace_period=4", r"scheduler.moasha.grace_period 4 exceeds budget.epochs 3"),
     ("scheduler.moasha.eta=3", r"unknown key 'eta' in scheduler.moasha"),
+    ("retry_failed=yes please", r"retry_failed must be true or false, got 'yes please'"),
+    ("grace_period=3", r"grace_period \(3 s\) must exceed heartbeat_interval \(5 s\)"),
+    ("heartbeat_interval=0", r"heartbeat_interval must be a number >= 1, got 0"),
 ])
 def test_bad_values_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"^quickstart.yaml: (.*: )?" + message):
@@ -147,3 +150,12 @@ def test_every_sampler_runs_a_multi_objective_study(sampler: str) -> None:
     study.optimize(objective, n_trials=3)
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 3
     assert study.best_trials
+
+
+def test_distributed_fields_default_and_round_trip() -> None:
+    config = _load()
+    assert (config.retry_failed, config.heartbeat_interval, config.grace_period, config.storage_path) == (
+        False, 5.0, 30.0, None)
+    config = _load("ray_address=10.0.0.5:6379", "storage_path=s3://bucket/nas", "retry_failed=true")
+    assert config.ray_address == "10.0.0.5:6379" and config.storage_path == "s3://bucket/nas" and config.retry_failed
+    assert StudyConfig.from_dict(config.to_dict()) == config

@@ -101,6 +101,8 @@ def checkpoint_of(view: StudyView, number: int) -> Path:
         raise ExportError(
             f"trial {number} of study {view.name!r} kept no weights (the study ran with keep_checkpoints: "
             f"{view.config.keep_checkpoints}); run the study with keep_checkpoints: pareto or all to export weights")
+    if "://" in str(recorded):  # persisted by Ray Tune to a cloud storage_path
+        return _download(str(recorded))
     candidates = [Path(recorded), view.dir / "checkpoints" / Path(recorded).name]  # the study dir may have moved
     for path in candidates:
         if path.is_file():
@@ -108,6 +110,21 @@ def checkpoint_of(view: StudyView, number: int) -> Path:
     hint = (" (keep_checkpoints: pareto keeps only the front's weights)" if view.config.keep_checkpoints == "pareto"
             else "")
     raise ExportError(f"the checkpoint of trial {number} is missing: {recorded}{hint}")
+
+
+def _download(uri: str) -> Path:
+    """Copy a checkpoint file from a URI (``s3://``, ``gs://``, ...) to a local temporary file."""
+    import tempfile
+
+    import pyarrow.fs
+
+    try:
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        local = Path(tempfile.mkdtemp(prefix="nas-weights-")) / Path(path).name
+        pyarrow.fs.copy_files(path, str(local), source_filesystem=fs)
+    except Exception as exc:  # noqa: BLE001 - unreachable bucket, missing credentials, missing file
+        raise ExportError(f"the checkpoint {uri} cannot be read: {type(exc).__name__}: {exc}") from None
+    return local
 
 
 def load_weights(genome: Any, weights: str | Path) -> Any:

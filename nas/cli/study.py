@@ -26,12 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="override a config field, e.g. --set n_trials=4 --set budget.epochs=1")
     run.add_argument("--out", help="study directory (default: runs/<name>)")
     run.add_argument("--json", action="store_true", help="print the final status as JSON")
+    run.add_argument("--dry-run", action="store_true",
+                     help="every step but the training (zero metrics): checks sampling, Ray and the storage")
     run.set_defaults(func=_run)
 
     resume = study_sub.add_parser("resume", help="continue a study after a crash or kill, up to n_trials")
     resume.add_argument("dir", help="study directory")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="change n_trials, max_concurrent, resources or ray_address")
+                        help="change n_trials, max_concurrent, resources, ray_address, retry_failed, heartbeat_interval, grace_period or storage_path")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(func=_resume)
 
@@ -83,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         check_output_dir(args.out, "--out")
     config = _study_config(Path(args.config), args.overrides)
     study_dir = Path(args.out) if args.out else Path("runs") / config.name
-    run_study(config, study_dir, quiet=args.json)
+    run_study(config, study_dir, quiet=args.json, dry_run=args.dry_run)
     return _finish(config, study_dir, args.json)
 
 

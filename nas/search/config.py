@@ -44,7 +44,7 @@ MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "se
 PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
-          "reference_presets", "prescreen")
+          "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -70,6 +70,10 @@ class StudyConfig:
     reference_presets: tuple[str, ...] = ()
     # None: every sampled architecture is trained; else {proxy, keep}: train the best of 1/keep candidates
     prescreen: dict[str, Any] | None = None
+    retry_failed: bool = False  # False: a key that failed is not trained again when sampled again
+    heartbeat_interval: float = 5.0  # seconds between a driver's heartbeats for the trials it runs
+    grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
+    storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -89,6 +93,9 @@ class StudyConfig:
             "storage": self.storage, "ray_address": self.ray_address, "keep_checkpoints": self.keep_checkpoints,
             "reference_presets": list(self.reference_presets),
             "prescreen": dict(self.prescreen) if self.prescreen else None,
+            "reference_presets": list(self.reference_presets), "retry_failed": self.retry_failed,
+            "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
+            "storage_path": self.storage_path,
         }
 
     # -- derived -----------------------------------------------------------------------------------
@@ -232,6 +239,9 @@ class _Validator(Validator):
             keep_checkpoints=self.choice("keep_checkpoints", doc.get("keep_checkpoints") or "none", KEEP_CHECKPOINTS),
             reference_presets=self.presets(doc.get("reference_presets")),
             prescreen=self.prescreen(doc.get("prescreen")),
+            retry_failed=self.flag("retry_failed", doc.get("retry_failed", False)),
+            **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
+            storage_path=self.storage_path(doc.get("storage_path")),
         )
 
     # -- fields ------------------------------------------------------------------------------------
@@ -312,6 +322,29 @@ class _Validator(Validator):
             raise self.error(f"prescreen.keep is the fraction of sampled candidates that is trained, in (0, 1]; "
                              f"got {keep:g}")
         return {"proxy": proxy, "keep": keep}
+
+    def flag(self, where: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(f"{where} must be true or false, got {value!r}")
+        return value
+
+    def heartbeat(self, interval: Any, grace: Any) -> dict[str, float]:
+        out = {"heartbeat_interval": self.number("heartbeat_interval", interval, minimum=1, strict=False),
+               "grace_period": self.number("grace_period", grace, minimum=0, strict=True)}
+        if out["grace_period"] <= out["heartbeat_interval"]:
+            raise self.error(f"grace_period ({out['grace_period']:g} s) must exceed heartbeat_interval "
+                             f"({out['heartbeat_interval']:g} s), or live trials would be taken for dead ones")
+        return out
+
+    def storage_path(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"storage_path must be a shared folder or a URI such as s3://bucket/nas, got {value!r}")
+        if _URL.match(value):
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else ((self.base_dir or Path.cwd()) / path).resolve())
 
     def presets(self, value: Any) -> tuple[str, ...]:
         if value is not None and not isinstance(value, (str, list, tuple)):

@@ -35,6 +35,7 @@ class TrialContext:
     keep_checkpoints: str = "none"  # none | pareto | all: pareto keeps all, then prunes after the study
     collapse: bool = False  # ablations: DeepViT's attention-collapse metric on validation images after training
     dry_run: bool = False  # every step but the training (zero metrics): measures the orchestration alone
+    tune_checkpoints: bool = False  # weights go to a worker-local folder that Ray Tune persists (storage_path)
 
     @property
     def needs_latency(self) -> bool:
@@ -97,13 +98,27 @@ def _stamped(report: Report) -> Report:
     return stamped
 
 
+def _node() -> dict[str, Any]:
+    """The Ray node that runs this trial (empty outside Ray), so a study shows where each trial ran."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return {"node_id": ray.get_runtime_context().get_node_id()}
+    except Exception:  # noqa: BLE001 - provenance only; never fails a trial
+        pass
+    return {}
+
+
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
     report = _stamped(report)
-    base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": library_versions()}
+    base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": library_versions(),
+                            **_node()}
     if config.get("duplicate_of_running"):  # the searcher hands this trial the original's outcome
-        final = {**base, "status": "duplicate", "final": True, "duration_s": time.perf_counter() - start}
+        final = {**base, "status": "duplicate", "final": True, "duration_s": time.perf_counter() - start,
+                 **{k: config[k] for k in ("outcome_of", "remote") if config.get(k) is not None}}
         report(final)
         return final
     reuse = config.get("reuse")
@@ -148,7 +163,12 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
             return final
         checkpoint = None
         if ctx.keep_checkpoints != "none":
-            checkpoint = str(Path(ctx.study_dir) / "checkpoints" / f"{genome.key}.pt")
+            if ctx.tune_checkpoints:  # this node's own disk; Ray Tune copies it to the storage_path
+                import tempfile
+
+                checkpoint = str(Path(tempfile.mkdtemp(prefix="nas-ckpt-")) / f"{genome.key}.pt")
+            else:
+                checkpoint = str(Path(ctx.study_dir) / "checkpoints" / f"{genome.key}.pt")
             Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
             train_config = train_config.replace(save_path=checkpoint)
         data = dataset_for(ctx.data, ctx.seed)

@@ -78,6 +78,7 @@ _STORED = (
     "reused_from", "error", "checkpoint", "sampler_values", "sampler_violation", "estimated_cost", *PROXY_KEYS,
     # where the trial ran: Ray's GPU assignment, a fallback's reason, process and wall-clock span
     "gpu_ids", "cuda_visible_devices", "device_note", "pid", "started_at", "ended_at", "reason", "amp", "compiled",
+    "node_id", "driver",
 )
 
 
@@ -92,7 +93,7 @@ def trial_record(trial: FrozenTrial, objectives: list[str] | None = None) -> dic
         "layout": _layout(attrs.get("genome")),
     }
     for k in COST_KEYS + METRIC_KEYS + PROXY_KEYS + ("epoch_reached", "reused_from", "prescreened_by", "error", "device",
-                                                    "duration_s", "checkpoint"):
+                                                    "duration_s", "checkpoint", "node_id", "driver"):
         if k in attrs:
             rec[k] = attrs[k]
     if objectives and trial.values is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ import yaml
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.search.objective import TrialContext, run_trial
 from nas.search.folder import sqlite_path
 from nas.search.guard import fit_guarded, start_ray_checked
+from nas.search.objective import TrialContext, run_trial
 from nas.search.prescreen import make_prescreener
 from nas.search.records import trials_frame
 from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue_interrupted, storage_url
@@ -26,13 +27,24 @@ from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue
 __all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary", "init_ray", "trial_trainable"]
 
 # Fields that may change when a study is resumed; any other difference means a different study.
-RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address")
+RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address", "retry_failed", "heartbeat_interval",
+                    "grace_period", "storage_path")
 
 
 def trial_trainable(config: dict[str, Any], ctx: TrialContext) -> None:
     from ray import tune
 
-    run_trial(config, ctx, report=tune.report)
+    def report(metrics: dict[str, Any]) -> None:
+        local = metrics.get("checkpoint") if ctx.tune_checkpoints and metrics.get("final") else None
+        if local and Path(local).is_file():  # Ray Tune persists the folder to the run's storage_path
+            import shutil
+
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(local).parent)))
+            shutil.rmtree(Path(local).parent, ignore_errors=True)  # persisted: the node's copy is not needed
+        else:
+            tune.report(metrics)
+
+    run_trial(config, ctx, report=report)
 
 
 def _save_or_check_config(config: Any, study_dir: Path) -> None:
@@ -53,19 +65,32 @@ def _save_or_check_config(config: Any, study_dir: Path) -> None:
 
 
 def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
-    """Create or open the Optuna study of ``config`` in ``study_dir`` and re-queue interrupted trials."""
+    """Create or open the Optuna study of ``config`` in ``study_dir`` and re-queue interrupted trials.
+
+    With the study folder's own SQLite file (and its driver lock held) every RUNNING trial is a dead
+    driver's and is queued again; on a shared storage only trials whose heartbeat went stale are.
+    """
     from nas.search.folder import check_storage_present
 
     check_storage_present(study_dir, storage_url(study_dir, config.storage))  # never a fresh study over an old one
     _save_or_check_config(config, study_dir)
-    storage = open_storage(storage_url(study_dir, config.storage))
+    storage = open_storage(storage_url(study_dir, config.storage), heartbeat_interval=config.heartbeat_interval,
+                           grace_period=config.grace_period)
     study = optuna.create_study(
         study_name=config.name, storage=storage, directions=config.directions(), load_if_exists=True
     )
     study.set_user_attr("objectives", list(config.objectives))
     study.set_user_attr("directions", config.directions())
     study.set_user_attr("config", config.to_dict())
-    requeue_interrupted(study)
+    from nas.search.claims import KeyClaims, engine_of
+    from nas.search.heartbeat import fail_stale
+
+    if config.storage is None:
+        ids = {t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        KeyClaims(engine_of(storage), config.name).release(ids)
+        requeue_interrupted(study, only=ids)
+    else:
+        fail_stale(study)
     return study
 
 
@@ -107,7 +132,7 @@ class _Progress:
     def __call__(self, trial: optuna.trial.FrozenTrial) -> None:
         s = study_summary(self.study, self.objectives)
         states = s["states"]
-        done = sum(states.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL")) - s["prescreened"]  # as finished_count
+        done = finished_count(self.study)
         running = 0
         if self.searcher is not None:
             running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials))
@@ -175,17 +200,19 @@ def init_ray(address: str | None) -> bool:
     return True
 
 
-def _sampler(config: Any, study: optuna.Study) -> optuna.samplers.BaseSampler:
+def _sampler(config: Any, study: optuna.Study, rank: int = 0) -> optuna.samplers.BaseSampler:
     """The study's sampler; on resume its seed moves on by the number of stored trials, so a resumed
-    run does not replay the first run's random draws (which would propose the same architectures).
-    Wrapped so that infeasible, early-stopped and prescreened trials inform it (nas.search.feedback)."""
+    run does not replay the first run's random draws (which would propose the same architectures),
+    and each driver of a shared study adds its rank among the study's driver starts (drivers started
+    together see the same number of trials). Wrapped so that infeasible, early-stopped and prescreened
+    trials inform it."""
     import dataclasses
 
     from nas.search.feedback import FeedbackSampler
 
-    n = len(study.get_trials(deepcopy=False))
+    n = len(study.get_trials(deepcopy=False)) + 100_003 * rank
     seeded = dataclasses.replace(config, seed=config.seed + n) if n else config
-    return FeedbackSampler(seeded.make_sampler())  # learns from PRUNED trials too
+    return FeedbackSampler(seeded.make_sampler())  # learns from PRUNED trials too (nas.search.feedback)
 
 
 def _scheduler(config: Any, epochs: int | None) -> Any:
@@ -213,19 +240,24 @@ def _scheduler(config: Any, epochs: int | None) -> Any:
 def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_run: bool = False) -> dict[str, Any]:
     """Run (or resume) the study of ``config`` in ``study_dir`` until ``n_trials`` trials have finished.
 
+    The study folder is locked for the run (one driver per folder). Several drivers may share one
+    ``storage`` URL, each with its own folder: ``n_trials`` is then the budget of the whole study.
     ``dry_run`` replaces each trial's training by a no-op (zero metrics): sampling, Ray scheduling,
     cost and storage still run, which is what the orchestration benchmark measures.
     """
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
-
-    from nas.search.searcher import StudySearcher
+    from nas.search.lock import study_lock
 
     study_dir = Path(study_dir).resolve()
+    with study_lock(study_dir):
+        return _run_locked(config, study_dir, quiet=quiet, dry_run=dry_run)
+
+
+def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> dict[str, Any]:
+    from nas.search.claims import KeyClaims, engine_of
+
     study = prepare_study(config, study_dir)
     objectives = list(config.objectives)
     remaining = config.n_trials - finished_count(study)
-    started_ray = False
     if remaining > 0:
         from nas.data import load_dataset
 
@@ -238,47 +270,34 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
 
             return parse_genome(space.suggest(trial), **fixed).to_dict()
 
-        budget = dict(config.budget)
         ctx = TrialContext(
-            study_dir=str(study_dir), data=config.data, budget=budget, objectives=tuple(objectives),
+            study_dir=str(study_dir), data=config.data, budget=dict(config.budget), objectives=tuple(objectives),
             constraints=dict(config.constraints), seed=config.seed, keep_checkpoints=config.keep_checkpoints,
-            dry_run=dry_run,
+            dry_run=dry_run, tune_checkpoints=True,
         )
-        searcher = StudySearcher(
-            suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
-            study_name=config.name, storage=study._storage,
-            sampler=_sampler(config, study), prescreen=make_prescreener(config, ctx, data),
-        )
-        progress = _Progress(searcher.study, objectives, config.n_trials, searcher)
-        searcher._on_complete = _after_each_trial(None if quiet else progress, study, study_dir, objectives)
+        prescreener = make_prescreener(config, ctx, data)
+        claims = KeyClaims(engine_of(study._storage), config.name)
+        rank = claims.register_driver()
         if not quiet:
             print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
         started_ray = start_ray_checked(init_ray, config.ray_address, config.resources)
-        trainable = tune.with_resources(
-            tune.with_parameters(trial_trainable, ctx=ctx),
-            {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=_scheduler(config, budget.get("epochs")), num_samples=remaining,
-                max_concurrent_trials=config.max_concurrent, reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(study_dir / "ray"), verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0),
-                callbacks=[JsonLoggerCallback()],  # result.json only: TensorBoard/CSV loggers are off
-            ),
-        )
+
+        def rounds() -> None:
+            for _ in range(20):  # a round ends when this driver sees the budget spent or taken by live trials
+                _run_round(config, study, study_dir, ctx, suggest_genome, claims, rank, quiet, prescreener)
+                waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                if finished_count(study) >= config.n_trials or not waiting:
+                    break  # else trials of a dead driver were queued again: run them
+
         def stop_ray() -> None:
             if started_ray:
                 import ray
 
                 ray.shutdown()
 
-        fit_guarded(  # Ctrl+C and a full disk end in one line; nothing stays RUNNING, whatever happened
-            tuner.fit,
-            [lambda: requeue_interrupted(study), lambda: write_trials_csv(study, study_dir, objectives), stop_ray],
+        fit_guarded(  # Ctrl+C and a full disk end in one line; each round puts back its own unfinished trials
+            rounds,
+            [lambda: write_trials_csv(study, study_dir, objectives), stop_ray],
             lambda: f"{finished_count(study)} of {config.n_trials} trials finished; resume with "
                     f"`nas study resume {study_dir}`",
             database=str(sqlite_path(storage_url(study_dir, config.storage)) or "the study's storage"),
@@ -292,9 +311,76 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
     return study_summary(study, objectives)
 
 
+def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialContext, suggest_genome: Any,
+               claims: Any, rank: int, quiet: bool, prescreener: Any = None) -> None:
+    """One Ray Tune run that samples while the study-wide budget allows, with this driver's heartbeat."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from nas.search.heartbeat import Heartbeat
+    from nas.search.searcher import StudySearcher
+
+    objectives = list(config.objectives)
+    searcher = StudySearcher(
+        suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
+        study_name=config.name, storage=study._storage, sampler=_sampler(config, study, rank),
+        claims=claims, n_trials=config.n_trials, retry_failed=config.retry_failed, prescreen=prescreener,
+    )
+    progress = None if quiet else _Progress(searcher.study, objectives, config.n_trials, searcher)
+    searcher._on_complete = _after_each_trial(progress, study, study_dir, objectives)  # trials.csv after every trial
+    trainable = tune.with_resources(
+        tune.with_parameters(trial_trainable, ctx=ctx),
+        {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=_scheduler(config, ctx.budget.get("epochs")), num_samples=-1,
+            max_concurrent_trials=config.max_concurrent, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+            storage_path=config.storage_path or str(study_dir / "ray"), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[JsonLoggerCallback(), _CheckpointLocations(searcher._checkpoints)],  # no TensorBoard/CSV loggers
+        ),
+    )
+    with Heartbeat(study, searcher.owned, config.heartbeat_interval), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")  # our thread beats (nas.search.heartbeat)
+        try:
+            tuner.fit()
+            while searcher.waiting_on_others:  # trials whose key another driver is training
+                searcher.poll_others(force=True)
+                time.sleep(0.5)
+        finally:
+            own = searcher.owned()  # nothing of ours stays RUNNING, whatever happened; others' are untouched
+            claims.release(own)
+            requeue_interrupted(study, only=own)
+
+
+class _CheckpointLocations:
+    """Ray Tune callback: note where each trial's checkpoint was persisted (a path or a URI) in
+    ``locations`` (the searcher's dict: a plain dict, so that Tune can pickle its run config)."""
+
+    def __new__(cls, locations: dict[str, str]) -> Any:
+        from ray.tune import Callback
+
+        class _Callback(Callback):
+            def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+                fs = getattr(checkpoint, "filesystem", None)
+                kind = getattr(fs, "type_name", "local")
+                locations[trial.trial_id] = checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
+
+        return _Callback()
+
+
 def _prune_checkpoints(study: optuna.Study, study_dir: Path) -> None:
     """Keep the checkpoints of the Pareto front only."""
     keep = {t.user_attrs.get("key") for t in (study.best_trials if finished_count(study) else [])}
+    for trial in study.get_trials(deepcopy=False):  # weights Ray Tune persisted on a local or shared folder
+        path = Path(str(trial.user_attrs.get("checkpoint") or ""))
+        if trial.user_attrs.get("key") not in keep and "://" not in str(path) and path.suffix == ".pt" and path.is_file():
+            path.unlink()
     folder = study_dir / "checkpoints"
     if not folder.is_dir():
         return

@@ -2,10 +2,13 @@
 
 A study directory holds everything needed to resume or analyse a study after any crash:
 ``study.yaml`` (the resolved config), ``study.db`` (the default SQLite storage; any SQLAlchemy URL
-may replace it), ``cost.jsonl`` (the cost cache), ``trials.csv``, ``checkpoints/`` and ``ray/``.
+may replace it), ``cost.jsonl`` (the cost cache), ``trials.csv``, ``checkpoints/`` and ``ray/``, and
+``.driver.lock`` while a driver runs it (:mod:`nas.search.lock`). Several drivers may share one storage
+URL, each with its own directory (:mod:`nas.search.claims`, :mod:`nas.search.heartbeat`).
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +35,38 @@ def storage_url(study_dir: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(Path(study_dir) / 'study.db').resolve()}"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage for ``url``; SQLite gets a generous lock timeout for concurrent readers."""
+def open_storage(url: str, *, heartbeat_interval: float | None = None,
+                 grace_period: float | None = None) -> optuna.storages.BaseStorage:
+    """An RDB storage for ``url``; SQLite gets a generous lock timeout for concurrent readers.
+
+    With ``heartbeat_interval`` the storage records drivers' heartbeats: a RUNNING trial whose
+    heartbeat is older than ``grace_period`` belongs to a dead driver, and
+    :func:`nas.search.claims.requeue_stale` queues it again.
+    """
+    import time
+    import warnings
+
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
-        storage = optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as exc:  # bad URL, missing driver, unreachable server
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not SQLAlchemy's "Background" line
-        raise ConfigError(f"storage {url!r} cannot be opened: {type(exc).__name__}: {first}") from None
+    if heartbeat_interval:
+        from nas.search.claims import requeue_stale
+
+        kwargs.update(heartbeat_interval=int(max(1, round(heartbeat_interval))),
+                      grace_period=None if grace_period is None else int(max(1, round(grace_period))),
+                      heartbeat_stale_trial_callback=requeue_stale)
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are experimental in Optuna; chosen knowingly
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, **kwargs)
+            break
+        except Exception as exc:  # bad URL, missing driver, unreachable server
+            text = str(exc).split("\n")[0]
+            if attempt < 4 and ("already exists" in text or "duplicate key" in text):
+                time.sleep(0.3 * (attempt + 1))  # drivers started together race on CREATE TABLE
+                continue
+            raise ConfigError(f"storage {url!r} cannot be opened: {type(exc).__name__}: {text}") from None
     if url.startswith("sqlite"):
         _fast_sqlite(storage)
     return storage
@@ -75,22 +100,28 @@ def load_optuna_study(study_dir: Path, name: str, storage: str | None) -> optuna
         raise ConfigError(f"no study named {name!r} in storage {url}") from None
 
 
-def requeue_interrupted(study: optuna.Study) -> list[int]:
+def requeue_interrupted(study: optuna.Study, only: Collection[int] | None = None) -> list[int]:
     """Put trials left RUNNING by a killed driver back in the queue (WAITING) and return their numbers.
 
     Their sampled parameters stay stored, so the next ``ask()`` replays the same architecture:
-    an interrupted trial is re-run, not lost and not duplicated.
+    an interrupted trial is re-run, not lost and not duplicated. ``only`` limits this to those trial
+    ids (a driver's own trials: live trials of other drivers on a shared storage are never touched).
     """
     storage = study._storage
     numbers = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if only is not None and trial._trial_id not in only:
+            continue
         storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
         numbers.append(trial.number)
     return numbers
 
 
 def finished_count(study: optuna.Study) -> int:
-    """Trials that count against ``n_trials``: every finished one except candidates that pre-screening
-    recorded without training (``status: prescreened``); infeasible trials count."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
-               if t.user_attrs.get("status") != "prescreened")
+    """Trials that count against ``n_trials``: finished ones, except candidates that pre-screening
+    recorded without training (``status: prescreened``) and a stale trial of a dead driver that was
+    queued again (its copy, whose ``retry_history`` names it, counts instead). Infeasible trials count."""
+    trials = study.get_trials(deepcopy=False)
+    requeued = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    return sum(1 for t in trials if t.state in FINISHED and t.user_attrs.get("status") != "prescreened"
+               and not (t.state == TrialState.FAIL and t.number in requeued))
