@@ -28,7 +28,7 @@ def test_quickstart_loads() -> None:
     assert cfg.objectives == {"val_acc": "maximize", "flops": "minimize"}
     assert cfg.directions() == ["maximize", "minimize"]
     assert cfg.constraints == {"flops": 5.0e6} and isinstance(cfg.constraints["flops"], float)
-    assert (cfg.sampler, cfg.n_trials, cfg.seed, cfg.max_concurrent) == ("nsga2", 24, 0, 2)
+    assert (cfg.sampler, cfg.n_trials, cfg.seed, cfg.max_concurrent) == ("tpe", 24, 0, 2)
     assert cfg.resources == {"cpu": 1.0, "gpu": 0.0}
     assert cfg.scheduler is None and cfg.storage is None and cfg.ray_address is None
     assert cfg.keep_checkpoints == "none" and cfg.reference_presets == ()
