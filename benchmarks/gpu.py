@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 SMALL_PRESETS = ("vit_cifar", "deepvit_cifar", "shiftvit_cifar", "coatnet_cifar")
 # Dense bf16 tensor-core peak, TFLOPS, by a substring of torch.cuda.get_device_name(); the first

@@ -50,3 +50,16 @@ def ray_cluster():
     from servers import ray_cluster as start
 
     yield from start()
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray (2 CPUs) for a test module: ``run_study`` and ``run_ablation`` reuse an initialised Ray."""
+    import os
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    yield
+    ray.shutdown()

@@ -1,7 +1,6 @@
 """MO-ASHA: rung decisions on hand-made populations, and one small real study with it."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -60,15 +59,6 @@ def test_scheduler_decides_once_per_rung_and_ignores_final_reports() -> None:
     assert sched.decide("e", {"status": "infeasible", "flops": 6e6, "final": True}) == go
     assert sched.num_stopped == 1 and "stopped 1" in sched.debug_string()
 
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    yield
-    ray.shutdown()
 
 
 def test_a_study_under_moasha_records_stopped_trials_pruned_with_their_rung(tmp_path: Path, ray_session: None) -> None:

@@ -1,7 +1,6 @@
 """Pre-screening and proxy objectives: config, the screen's choice and records, and one real study."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -145,17 +144,8 @@ def test_sampler_feedback_borrows_the_worst_loss_seen() -> None:
     assert sampler_feedback(objectives, {"flops": 7}, study, 1.2)["sampler_values"] == [2.5, 7.0]
 
 
-@pytest.fixture(scope="module")
-def ray_one_cpu():
-    import ray
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    yield
-    ray.shutdown()
-
-
-def test_study_with_prescreen_and_a_proxy_objective(tmp_path: Path, ray_one_cpu: None,
+def test_study_with_prescreen_and_a_proxy_objective(tmp_path: Path, ray_session: None,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import pandas as pd
 

@@ -36,16 +36,6 @@ TINY_SPACE = {
 TINY_BUDGET = {"epochs": 1, "batch_size": 32, "subset": 64, "val_subset": 64, "lr": 3e-3}
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    """One local Ray for the module (``run_study`` reuses an initialised Ray)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    yield
-    ray.shutdown()
-
 
 def make_config(tmp_path: Path, space: dict[str, Any] | None = None, **fields: Any) -> tuple[StudyConfig, Path]:
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space or TINY_SPACE))

@@ -92,8 +92,7 @@ class StudyConfig:
             "scheduler": "none" if self.scheduler is None else _scheduler_doc(self.scheduler),
             "storage": self.storage, "ray_address": self.ray_address, "keep_checkpoints": self.keep_checkpoints,
             "reference_presets": list(self.reference_presets),
-            "prescreen": dict(self.prescreen) if self.prescreen else None,
-            "reference_presets": list(self.reference_presets), "retry_failed": self.retry_failed,
+            "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
             "storage_path": self.storage_path,
         }
