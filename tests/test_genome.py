@@ -311,3 +311,15 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     assert done.stderr == f"error: {path}: stages[0].heads 4 does not divide dim 30; allowed: a divisor of 30 " \
                           "(1, 2, 3, 5, 6, 10, 15, 30)\n"
     assert done.stdout == ""
+
+
+def test_shift_ratios_that_shift_the_same_channels_are_one_genome(tiny_genome) -> None:
+    # floor(0.2465 * 24) = floor(0.2495 * 24) = 5: one network, so one key (a study trains it once)
+    a = tiny_genome(layout="S", dims=24, shift_ratio=0.2465)
+    b = tiny_genome(layout="S", dims=24, shift_ratio=0.2495)
+    assert a.key == b.key and a.stages[0].shift_ratio == 5 / 24
+    assert tiny_genome(layout="S", dims=24, shift_ratio=0.25).key != a.key  # 6 channels
+    from nas.layers.shift import Shift
+    from nas.layers.grid import Grid
+
+    assert Shift(24, grid=Grid(4, 4, 0), shift_ratio=a.stages[0].shift_ratio).g == 5

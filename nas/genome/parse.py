@@ -12,6 +12,7 @@ from typing import Any
 
 from nas.errors import GenomeError, closest
 from nas.genome.schema import (
+    shifted_channels,
     ATTENTION_MIXERS,
     GENOME_FIELDS,
     MIXER_LETTERS,
@@ -132,9 +133,12 @@ def _parse_stage(i: int, doc: Any) -> Stage:
             ratio = _float(f"{where}.shift_ratio", raw)
             if not 0 < ratio <= 0.25:
                 raise GenomeError(f"{where}.shift_ratio must be in (0, 0.25] (4 directions), got {ratio:g}")
-            if int(ratio * dim) < 1:
+            channels = shifted_channels(ratio, dim)
+            if channels < 1:
                 raise GenomeError(f"{where}: shift_ratio {ratio:g} of dim {dim} shifts no channel; need shift_ratio*dim >= 1")
-            values[name] = ratio
+            # Canonical: the ratio the network really uses (floor(gamma * dim) / dim), so two ratios that
+            # shift the same channels are one genome with one key (a search never trains it twice).
+            values[name] = channels / dim
         elif name == "se_ratio":
             ratio = _float(f"{where}.se_ratio", raw)
             if not 0 <= ratio <= 1:

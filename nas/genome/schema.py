@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Stage", "Genome", "STAGE_FIELDS_BY_MIXER", "ATTENTION_MIXERS", "MIXER_NAMES", "MIXER_LETTERS"]
+__all__ = ["Stage", "Genome", "STAGE_FIELDS_BY_MIXER", "ATTENTION_MIXERS", "MIXER_NAMES", "MIXER_LETTERS",
+           "shifted_channels"]
 
 # The token mixers a genome may name, in registry order. The builder's registry holds the modules;
 # this tuple is the data-level list so genomes validate without importing torch.
@@ -21,6 +22,16 @@ MIXER_NAMES: tuple[str, ...] = ("attention", "reattention", "shift", "conv")
 ATTENTION_MIXERS: frozenset[str] = frozenset({"attention", "reattention"})
 # Layout letters of the shorthand; T is resolved to the genome's ``transformer_mixer``.
 MIXER_LETTERS: dict[str, str] = {"C": "conv", "A": "attention", "R": "reattention", "S": "shift"}
+
+
+
+def shifted_channels(shift_ratio: float, dim: int) -> int:
+    """Channels the shift moves per direction: ``floor(gamma * C)`` (ShiftViT). The tolerance keeps a
+    ratio written as ``g / C`` on exactly ``g`` channels despite floating-point rounding."""
+    import math
+
+    return math.floor(shift_ratio * dim + 1e-9)
+
 
 # Per-stage options and the mixers they apply to. A value given for a mixer it does not apply to is
 # dropped, so both spellings of one network canonicalise to the same document.

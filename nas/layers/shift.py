@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from nas.genome.schema import shifted_channels
 from nas.layers.grid import Grid, split_prefix
 from nas.layers.registry import register_mixer
 
@@ -37,7 +38,7 @@ class Shift(nn.Module):
     def __init__(self, dim: int, *, grid: Grid, shift_ratio: float = 1 / 12, **_: object) -> None:
         super().__init__()
         self.grid = grid
-        self.g = int(shift_ratio * dim)
+        self.g = shifted_channels(shift_ratio, dim)
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C] -> [B, N, C]
         prefix, spatial = split_prefix(x, self.grid)
