@@ -189,3 +189,27 @@ def test_paper_recipe_shows_the_fields() -> None:
     cfg = _config(args, load_genome("deit_tiny")).to_dict()
     assert cfg["rrc_scale_min"] == 0.08 and cfg["randaugment"] == "m9-mstd0.5-n2"
     assert set(OPS) >= {"Rotate", "Equalize", "Invert"}
+
+
+def test_training_applies_it_only_when_set() -> None:
+    from nas.data import load_dataset
+    from nas.train import train
+
+    data = load_dataset("synthetic")
+    torch.set_num_threads(1)
+
+    def first_batch(**fields: object) -> tuple[torch.Tensor, float]:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(data.channels, 4, 4, stride=4), torch.nn.Flatten(), torch.nn.LazyLinear(data.num_classes))
+        seen: list[torch.Tensor] = []
+        net[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()) if net.training else None)
+        cfg = TrainConfig(epochs=1, batch_size=32, subset=32, val_subset=32, device="cpu", **fields)
+        loss = train(net, data, cfg, seed=0).train_loss
+        return next(t for t in seen if len(t) == 32), loss
+
+    plain, plain_loss = first_batch()
+    again, again_loss = first_batch()
+    augmented, aug_loss = first_batch(rrc_scale_min=0.08, randaugment="m9-mstd0.5-n2")
+    repeat, repeat_loss = first_batch(rrc_scale_min=0.08, randaugment="m9-mstd0.5-n2")
+    assert torch.equal(plain, again) and torch.equal(augmented, repeat) and aug_loss == repeat_loss
+    assert augmented.shape == plain.shape and not torch.allclose(augmented, plain)
