@@ -158,12 +158,10 @@ def _blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> t
 
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
-    """PIL's SMOOTH kernel (centre 5, neighbours 1, /13) used by ImageEnhance.Sharpness; borders kept."""
-    c = x.shape[1]
-    k = torch.ones(3, 3, device=x.device, dtype=x.dtype)
-    k[1, 1] = 5.0
-    k = (k / 13.0).expand(c, 1, 3, 3)
-    inner = F.conv2d(x, k, groups=c)  # [B, C, H-2, W-2]
+    """PIL's SMOOTH kernel (centre 5, neighbours 1, /13) used by ImageEnhance.Sharpness; borders kept.
+    Written as a 3x3 box sum plus 4x the centre: ``avg_pool2d`` is several times faster than a
+    depthwise convolution on CPU."""
+    inner = (9.0 * F.avg_pool2d(x, 3, stride=1) + 4.0 * x[..., 1:-1, 1:-1]) / 13.0  # [B, C, H-2, W-2]
     out = x.clone()
     out[..., 1:-1, 1:-1] = inner
     return out
