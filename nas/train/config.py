@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import ConfigError, closest
+from nas.train.randaugment import parse_randaugment
 
 __all__ = ["TrainConfig"]
 
@@ -42,6 +43,12 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing coefficient of mixup
     cutmix_alpha: float = 0.0  # the same for CutMix; with both set, half the batches are CutMix
     random_erasing: float = 0.0  # probability that an image gets a random box of noise
+    # The ImageNet recipes' image augmentation, on the device (nas.train.augment); None leaves it off.
+    # RandomResizedCrop: area scale in [rrc_scale_min, 1], aspect ratio in [1/rrc_max_ratio, rrc_max_ratio];
+    # it replaces the loader's padded crop (the flip stays)
+    rrc_scale_min: float | None = None  # DeiT: 0.08
+    rrc_max_ratio: float = 4 / 3
+    randaugment: str | None = None  # timm-style "m9-mstd0.5-n2": magnitude, its noise std, ops per image
     eval_batch_size: int = 500  # evaluation has no backward pass: larger batches are cheaper
     amp: str = "auto"  # auto: bf16 autocast on CUDA only (CPU bf16 is slower than float32); bf16 | off
     # (explicit bf16 is honoured on CPU too)
@@ -73,6 +80,12 @@ class TrainConfig:
             if value < lo or (hi is not None and value > hi):
                 allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
                 raise ConfigError(f"train config: {name} must be {allowed}, got {value!r}")
+        if self.rrc_scale_min is not None and not 0 < self.rrc_scale_min <= 1:
+            raise ConfigError(f"train config: rrc_scale_min must be in (0, 1] or null, got {self.rrc_scale_min!r}")
+        if self.rrc_max_ratio < 1:
+            raise ConfigError(f"train config: rrc_max_ratio must be >= 1, got {self.rrc_max_ratio!r}")
+        if self.randaugment is not None:
+            parse_randaugment(self.randaugment)
         if self.amp not in _AMP:
             raise ConfigError(f"train config: amp must be one of {', '.join(_AMP)}, got {self.amp!r}"
                               f"{closest(str(self.amp), _AMP)}")

@@ -4,11 +4,14 @@ Each recipe is a set of :class:`~nas.train.config.TrainConfig` fields with its s
 families train with AdamW, a linear warm-up and a cosine decay, label smoothing 0.1 and DeiT's batch
 regularisers; the learning rates are the papers' for their batch sizes (DeiT's rule: 5e-4 x batch / 512).
 
+The image augmentation runs on the device (nas.train.augment): RandomResizedCrop (scale 0.08-1,
+ratio 3/4-4/3) replaces the loader's padded crop (the flip stays) and RandAugment follows it:
+rand-m9-mstd0.5 (timm's increasing set, 2 ops per image) in DeiT and ShiftViT, 2 layers at magnitude
+15 in CoAtNet (Appendix A.2 gives 15 for each ImageNet-1k model; without noise, as in TF's RandAugment).
+
 What the trainer does not reproduce, so a run is close to, not identical with, the papers':
-* the crop: the papers use RandomResizedCrop (scale 0.08-1) and flips; the trainer's loader does a
-  padded random crop and flip (``augment``, ``crop_pad``);
-* RandAugment (rand-m9-mstd0.5 in DeiT and ShiftViT; 2 layers, magnitude 15 in CoAtNet): no installed,
-  maintained library provides it on batched device tensors (torchvision is not a dependency);
+* the crop is taken from the image already fitted to the model's size, not the full-resolution file,
+  and resized without antialiasing;
 * DeiT's repeated augmentation and the EMA of weights used by CoAtNet.
 """
 from __future__ import annotations
@@ -22,8 +25,10 @@ from nas.train.config import TrainConfig
 __all__ = ["PaperRecipe", "PAPER_RECIPES", "paper_recipe", "paper_config"]
 
 # DeiT's regularisers, reused by the ShiftViT and CoAtNet recipes below where their papers say so.
+# DeiT Table 9: RandomResizedCrop (torchvision defaults) and timm's "rand-m9-mstd0.5-inc1".
 _DEIT_REGULARISERS: dict[str, Any] = {"label_smoothing": 0.1, "mixup_alpha": 0.8, "cutmix_alpha": 1.0,
-                                      "random_erasing": 0.25, "augment": True}
+                                      "random_erasing": 0.25, "augment": True, "rrc_scale_min": 0.08,
+                                      "randaugment": "m9-mstd0.5-n2"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,10 @@ _COATNET = PaperRecipe(
     # random erasing in the paper's table
     {"epochs": 300, "batch_size": 4096, "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 32.0,
      "min_lr_ratio": 0.01, "label_smoothing": 0.1, "mixup_alpha": 0.8, "cutmix_alpha": 0.0,
-     "random_erasing": 0.0, "augment": True},
+     "random_erasing": 0.0, "augment": True,
+     # Inception-style crop (as TF's EfficientNet input pipeline: area 0.08-1, ratio 3/4-4/3) and
+     # RandAugment 2 layers, magnitude 15
+     "rrc_scale_min": 0.08, "randaugment": "m15-n2"},
     "Dai et al., CoAtNet (NeurIPS 2021), Appendix A.2, hyper-parameter table (ImageNet-1k)",
 )
 

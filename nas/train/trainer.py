@@ -21,6 +21,7 @@ from nas.errors import DataError, TrainingDiverged
 from nas.genome import Genome, load_genome
 from nas.runtime import device_name, pick_device
 from nas.train.config import TrainConfig
+from nas.train.augment import PaperAugment
 from nas.train.mixing import BatchMixer, random_erase
 from nas.train.schedule import warmup_cosine
 
@@ -158,7 +159,8 @@ def _loaders(data: ImageDataset, config: TrainConfig, size: int, device: torch.d
     x_tr, x_va = fit_images(x_tr.to(device), size), fit_images(x_va.to(device), size)
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
     train_loader = DeviceLoader(x_tr, y_tr, batch_size=config.batch_size, shuffle=True, augment=config.augment,
-                                flip=data.flip, pad=config.crop_pad, seed=seed, **common)
+                                flip=data.flip, seed=seed, **common,
+                                pad=0 if config.rrc_scale_min is not None else config.crop_pad)  # RRC replaces it
     val_loader = DeviceLoader(x_va, y_va, batch_size=config.eval_batch_size, **common)
     return train_loader, val_loader
 
@@ -208,6 +210,7 @@ def train(
     mixer = BatchMixer(data.num_classes, config.mixup_alpha, config.cutmix_alpha)
     mix_generator = torch.Generator().manual_seed(seed + 1)  # scalar draws: coefficient, CutMix box
     erase_generator = torch.Generator(device=device).manual_seed(seed + 2)  # per-image draws, on the device
+    augmenter = PaperAugment.from_config(config, data.mean, data.std, device=device, seed=seed + 3)  # None: off
     batches = len(train_loader)
     warmup_steps = int(round(config.warmup_epochs * batches))
     total_steps = config.epochs * batches if config.epochs is not None else None
@@ -235,6 +238,8 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             target: torch.Tensor = yb
+            if augmenter is not None:
+                xb = augmenter(xb)  # RandomResizedCrop / RandAugment, before the batch mixing as in DeiT
             if mixer.active:
                 xb, target = mixer(xb, yb, mix_generator)  # soft targets [B, K]
             xb = random_erase(xb, config.random_erasing, erase_generator)
