@@ -47,7 +47,8 @@ def test_paired_axes_move_together_and_labels_name_levels() -> None:
                                               "g12, depth=1-1-3-1,mlp_ratio=4", "g12, depth=2,mlp_ratio=2"]
     stages = cfg.variant("g24, depth=2,mlp_ratio=2").genome["stages"]
     assert [s["depth"] for s in stages] == [2, 2, 2, 2] and {s["mlp_ratio"] for s in stages} == {2.0}
-    assert stages[0]["shift_ratio"] == pytest.approx(1 / 24)
+    # gamma 1/24, stored as the channels it shifts: floor(dim / 24) of dim
+    assert stages[0]["shift_ratio"] == pytest.approx((stages[0]["dim"] // 24) / stages[0]["dim"])
     assert cfg.baseline == "g12, depth=1-1-3-1,mlp_ratio=4"  # '1/12' matched as a number
 
 

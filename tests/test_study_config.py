@@ -30,7 +30,8 @@ def test_quickstart_loads() -> None:
     assert cfg.constraints == {"flops": 5.0e6} and isinstance(cfg.constraints["flops"], float)
     assert (cfg.sampler, cfg.n_trials, cfg.seed, cfg.max_concurrent) == ("tpe", 24, 0, 2)
     assert cfg.resources == {"cpu": 1.0, "gpu": 0.0}
-    assert cfg.scheduler is None and cfg.storage is None and cfg.ray_address is None
+    assert cfg.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet"}
+    assert cfg.storage is None and cfg.ray_address is None
     assert cfg.keep_checkpoints == "none" and cfg.reference_presets == ()
     assert cfg.load_space().name == "vit_family"
 
