@@ -7,7 +7,7 @@ regularisers; the learning rates are the papers' for their batch sizes (DeiT's r
 The image augmentation runs on the device (nas.train.augment): RandomResizedCrop (scale 0.08-1,
 ratio 3/4-4/3) replaces the loader's padded crop (the flip stays) and RandAugment follows it:
 rand-m9-mstd0.5 (timm's increasing set, 2 ops per image) in DeiT and ShiftViT, 2 layers at magnitude
-15 in CoAtNet (Appendix A.2 gives 15 for each ImageNet-1k model; without noise, as in TF's RandAugment).
+15 in CoAtNet (its ImageNet-1k appendix recipe as recalled; not checked against a stored copy of the paper; without noise, as in TF's RandAugment).
 
 What the trainer does not reproduce, so a run is close to, not identical with, the papers':
 * the crop is taken from the image already fitted to the model's size, not the full-resolution file,
