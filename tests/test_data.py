@@ -284,6 +284,20 @@ def test_loader_permutes_normalizes_and_is_seeded() -> None:
     assert len(DeviceLoader(x[:9], y[:9], batch_size=4, mean=(0.0,), std=(1.0,))) == 3  # but never in eval
 
 
+def test_repeated_augmentation_draws_each_image_repeats_times_in_a_row() -> None:
+    x = torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 1, 4, 4).contiguous()
+    y = torch.arange(12)
+    loader = DeviceLoader(x, y, batch_size=6, mean=(0.0,), std=(1 / 255,), shuffle=True, repeats=3, seed=0)
+    epochs = [torch.cat([b[1] for b in loader]) for _ in range(2)]
+    for labels in epochs:
+        assert len(labels) == 12  # an epoch keeps its length ...
+        runs = labels.view(4, 3)  # ... and holds 4 distinct images, 3 copies each, side by side
+        assert torch.equal(runs, runs[:, :1].expand(4, 3)) and len(set(runs[:, 0].tolist())) == 4
+    assert set(epochs[0].tolist()) != set(epochs[1].tolist())  # other images the next epoch
+    with pytest.raises(DataError, match="shuffled"):
+        DeviceLoader(x, y, batch_size=6, mean=(0.0,), std=(1.0,), repeats=3)
+
+
 def test_npz_labels_must_number_the_classes(tmp_path: Path) -> None:
     x = np.zeros((12, 8, 8), np.uint8)
     cases = {

@@ -60,7 +60,7 @@ def test_shiftvit_and_coatnet_convolution_inits() -> None:
 
 
 @pytest.mark.parametrize("name, drop_path, init, eps", [
-    ("deit_small", 0.1, "vit", 1e-6), ("deepvit_24", 0.1, "vit", 1e-6), ("shiftvit_tiny_light", 0.2, "shiftvit", None),
+    ("deit_small", 0.1, "vit", 1e-6), ("deepvit_24", 0.2, "vit", 1e-6), ("vit_16", 0.2, "vit", 1e-6), ("shiftvit_tiny_light", 0.2, "shiftvit", None),
     ("shiftvit_small", 0.4, "shiftvit", None), ("shiftvit_base", 0.6, "shiftvit", None),
     ("coatnet_0", 0.2, "coatnet", 1e-6), ("coatnet_2", 0.5, "coatnet", 1e-6),
     ("vit_cifar", 0.0, None, None), ("coatnet_cifar", 0.0, None, None),
@@ -81,7 +81,18 @@ def test_paper_recipes_cover_every_paper_scale_preset() -> None:
     deit = paper_config("deit_small")
     assert (deit.epochs, deit.batch_size, deit.lr, deit.weight_decay, deit.warmup_epochs) == (300, 1024, 1e-3, 0.05, 5.0)
     assert (deit.mixup_alpha, deit.cutmix_alpha, deit.random_erasing, deit.label_smoothing) == (0.8, 1.0, 0.25, 0.1)
-    assert paper_config("shiftvit_tiny").warmup_epochs == 20.0 and paper_config("coatnet_1").batch_size == 4096
+    assert (deit.repeated_aug, deit.ema_decay, deit.grad_clip) == (3, 0.99996, None)
+    shift, coat = paper_config("shiftvit_tiny"), paper_config("coatnet_1")
+    assert (shift.warmup_epochs, shift.grad_clip, shift.repeated_aug, shift.ema_decay) == (20.0, None, 3, 0.99996)
+    assert (coat.batch_size, coat.grad_clip, coat.ema_decay, coat.cutmix_alpha, coat.randaugment) == (
+        4096, 1.0, None, 0.0, "m15-n2")
+    deepvit, deepvit_32 = paper_config("deepvit_24"), paper_config("deepvit_32")
+    assert (deepvit.lr, deepvit.warmup_epochs, deepvit.repeated_aug, deepvit.mixup_alpha) == (5e-4, 5.0, 1, 0.8)
+    assert (deepvit_32.mixup_alpha, deepvit_32.cutmix_alpha) == (0.1, 0.0)
+    assert paper_config("vit_24") == deepvit  # the depth study's baseline trains as DeepViT does
+    for name in PAPER_RECIPES:  # every recipe ends its cosine at 1e-5, as all four sources do
+        config = paper_config(name)
+        assert config.lr * config.min_lr_ratio == pytest.approx(1e-5)
     assert paper_config("deit_small", epochs=2, batch_size=None).epochs == 2  # overrides win, None ignored
     with pytest.raises(ConfigError, match="no paper recipe for 'vit_cifar'"):
         paper_config("vit_cifar")

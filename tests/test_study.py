@@ -152,13 +152,19 @@ def test_kill_9_then_resume_finishes_exactly_n_trials(tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "nas.cli.main", "study", "run", str(path), "--out", str(out)]
-    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "driver.log"
+    with log.open("w") as sink:
+        driver = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     db = out / "study.db"
     deadline = time.time() + 240
     while _count(db, TrialState.COMPLETE) < 2 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
+    exited = driver.poll()
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    assert exited is None and _count(db, TrialState.COMPLETE) >= 2, (
+        f"the driver {'exited with ' + str(exited) if exited is not None else 'was still short of 2 trials'} "
+        f"before the kill; its output ends:\n{log.read_text()[-3000:]}")
     storage = f"sqlite:///{db}"
     before = {t.number: (t.values, t.user_attrs["key"]) for t in
               optuna.load_study(study_name="t", storage=storage).get_trials(states=(TrialState.COMPLETE,))}

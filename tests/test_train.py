@@ -97,6 +97,33 @@ def test_on_step_and_save(synthetic, tmp_path: Path) -> None:
     assert torch.equal(fresh[0].weight, result.model[0].weight)
 
 
+def test_weight_average_follows_the_decay(synthetic, tmp_path: Path) -> None:
+    """A decay near 1 keeps the initial weights; a tiny one tracks the trained weights step by step."""
+    torch.manual_seed(0)
+    init = {k: v.clone() for k, v in tiny_net().state_dict().items()}
+    runs = {}
+    for decay in (1 - 1e-9, 1e-9):
+        torch.manual_seed(0)
+        path = tmp_path / f"{decay}" / "model.pt"
+        result = train(tiny_net(), synthetic, quick(epochs=1, subset=128, ema_decay=decay, save_path=str(path)),
+                       seed=0)
+        assert (path.parent / "model.ema.pt").exists() and result.history[-1]["ema_val_acc"] == result.ema_val_acc
+        runs[decay] = (result, torch.load(path.parent / "model.ema.pt"))
+    (slow, slow_ema), (fast, fast_ema) = runs[1 - 1e-9], runs[1e-9]
+    trained = fast.model.state_dict()
+    assert torch.allclose(slow_ema["0.weight"], init["0.weight"], atol=1e-6)
+    assert not torch.allclose(slow_ema["0.weight"], trained["0.weight"], atol=1e-3)
+    assert torch.allclose(fast_ema["0.weight"], trained["0.weight"], atol=1e-6)
+    assert fast.ema_val_acc == pytest.approx(fast.val_acc, abs=0.02)
+    assert slow.ema_val_acc < slow.val_acc  # the untrained weights are near chance
+    assert train(tiny_net(), synthetic, quick(epochs=1, subset=128), seed=0).ema_val_acc is None
+
+
+def test_repeated_augmentation_keeps_the_epoch_length(synthetic) -> None:
+    result = train(tiny_net(), synthetic, quick(epochs=1, subset=256, repeated_aug=3), seed=0)
+    assert result.steps == 4 and np.isfinite(result.train_loss)
+
+
 # -- divergence -------------------------------------------------------------------------------------
 class GoesBad(nn.Module):
     """Returns NaN logits from its ``bad_at``-th training call on."""

@@ -84,10 +84,15 @@ def run(args: argparse.Namespace) -> int:
         out.update({"genome": args.spec, "genome_key": genome.key, "data": data.summary(), "config": config.to_dict()})
         print_json(out)
         return 0
-    rows = [{"metric": k, "value": v} for k, v in result.to_dict().items() if k != "history"]
+    rows = [{"metric": k, "value": v} for k, v in result.to_dict().items()
+            if k != "history" and not (k.startswith("ema_") and v is None)]
     print_table(rows, title=f"{args.spec} on {data.name}")
     if config.save_path:
         print(f"saved state dict to {config.save_path}")
+        if config.ema_decay is not None:
+            from nas.train.trainer import ema_path
+
+            print(f"saved the moving-average weights to {ema_path(config.save_path)}")
     return 0
 
 

@@ -49,6 +49,11 @@ class DeviceLoader:
     ``x`` (uint8 ``[N, C, H, W]``) and ``y`` are moved to ``device`` once. With ``shuffle`` the order is
     a fresh permutation every epoch from the loader's own generator, seeded by ``seed``, so the batch
     order (and the augmentation) replays exactly for a given seed whatever else draws random numbers.
+
+    ``repeats`` > 1 is DeiT's repeated augmentation: an epoch keeps its ``N`` images but draws only
+    ``ceil(N / repeats)`` distinct ones, each ``repeats`` times in a row, so one batch holds several
+    differently augmented views of the same image (DeiT's sampler spreads the copies over its GPUs; on
+    one device they share a batch, as that sampler does with one process).
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class DeviceLoader:
         pad: int = 4,
         seed: int = 0,
         channels_last: bool = False,
+        repeats: int = 1,
     ) -> None:
         if x.dtype != torch.uint8 or x.ndim != 4:
             raise DataError(f"loader images must be uint8 [N, C, H, W], got {x.dtype} {list(x.shape)}")
@@ -75,12 +81,17 @@ class DeviceLoader:
             raise DataError(f"mean/std have {len(mean)}/{len(std)} entries for {x.shape[1]}-channel images")
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        if repeats < 1:
+            raise DataError(f"repeats must be >= 1, got {repeats}")
+        if repeats > 1 and not shuffle:
+            raise DataError("repeated augmentation needs a shuffled (training) loader")
         self.device = torch.device(device)
         self.x = x.to(self.device)
         self.y = y.to(self.device, dtype=torch.long)
         self.batch_size = int(batch_size)
         self.shuffle, self.augment, self.flip, self.pad = shuffle, augment, flip, pad
         self.channels_last = channels_last
+        self.repeats = int(repeats)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
         mean_t = torch.tensor(list(mean), dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
@@ -110,7 +121,10 @@ class DeviceLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_images
         if self.shuffle:
-            order = torch.randperm(n, device=self.device, generator=self.generator)
+            order = torch.randperm(n, device=self.device, generator=self.generator)  # [N]
+            if self.repeats > 1:
+                distinct = -(-n // self.repeats)
+                order = order[:distinct].repeat_interleave(self.repeats)[:n]  # [N], each id `repeats` times
         else:
             order = None
         for i in range(len(self)):

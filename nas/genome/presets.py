@@ -58,8 +58,11 @@ for name, dim, depth, heads, params, flops in (
     ))
 
 # -- DeepViT depth study (D=384, 12 heads of 32, MLP ratio 3) ---------------------------------------
-# The DeepViT code builds on timm's ViT (LayerNorm eps 1e-6, trunc-normal 0.02 init) and the paper
-# trains with DeiT's recipe; its stochastic depth is taken to be DeiT's 0.1.
+# The DeepViT code builds on timm's ViT (LayerNorm eps 1e-6, trunc-normal 0.02 init). Stochastic depth
+# 0.2: zhoudaquan/dvit_repo scripts/DeepViT_24B_pure_transformer.yaml and DeepViT_32B_pure_transformer.yaml
+# (``drop_path: 0.2``; models deepvit_patch16_224_re_attn_24b / _32b, these presets' shapes). The
+# 16-block model has no published config and takes the same rate, as do the plain-attention baselines
+# of the depth study, which the same code trains.
 _DVIT = "Zhou et al., DeepViT (arXiv 2103.11886), Table 3 / zhoudaquan/dvit_repo deep_vision_transformer.py"
 for depth, params in ((16, 24.5), (24, 36.3), (32, 48.1)):
     for prefix, mixer in (("vit", "attention"), ("deepvit", "reattention")):
@@ -67,7 +70,7 @@ for depth, params in ((16, 24.5), (24, 36.3), (32, 48.1)):
             name=f"{prefix}_{depth}",
             genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 16, "pool": "cls",
                     "position": "absolute", "layout": "T", "transformer_mixer": mixer, "depths": [depth],
-                    "dims": [384], "heads": 12, "mlp_ratio": 3, **_VIT_INIT},
+                    "dims": [384], "heads": 12, "mlp_ratio": 3, **_VIT_INIT, "drop_path": 0.2},
             source=_DVIT, params_m=params, params_rtol=0.01,
         ))
 
@@ -99,7 +102,7 @@ for name, dim, depths, tau, gamma, params, flops, drop_path in (
 # paper: convolutions N(0, sqrt(2 / fan_out)) (``_init_conv``), linear layers trunc-normal 0.02,
 # BatchNorm at 1e-5 in the MBConv stages and LayerNorm eps 1e-6 in the transformer stages
 # (``MaxxVitTransformerCfg.norm_eps``). Stochastic depth on ImageNet-1k: 0.2 / 0.3 / 0.5 for
-# CoAtNet-0 / 1 / 2 (the paper's appendix, hyper-parameter table).
+# CoAtNet-0 / 1 / 2 (arXiv 2106.04803v2, Appendix A.2, Table 10: "0.2 / 0.3 / 0.5 / 0.7" for 0-3).
 _COAT = "Dai et al., CoAtNet (NeurIPS 2021), Table 3 and Table 4"
 for name, depths, dims, params, flops, drop_path in (
     ("coatnet_0", [2, 3, 5, 2], [96, 192, 384, 768], 25.0, 4.2, 0.2),

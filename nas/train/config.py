@@ -49,6 +49,12 @@ class TrainConfig:
     rrc_scale_min: float | None = None  # DeiT: 0.08
     rrc_max_ratio: float = 4 / 3
     randaugment: str | None = None  # timm-style "m9-mstd0.5-n2": magnitude, its noise std, ops per image
+    # DeiT's repeated augmentation: each drawn image appears this many times per epoch, differently
+    # augmented (DeiT and ShiftViT's code: 3); an epoch keeps its length, so it sees 1/N distinct images
+    repeated_aug: int = 1
+    # Exponential moving average of the weights, kept beside the trained ones and evaluated each epoch
+    # (``ema_val_acc``); None: off. DeiT's and ShiftViT's code keep one at 0.99996 per step.
+    ema_decay: float | None = None
     eval_batch_size: int = 500  # evaluation has no backward pass: larger batches are cheaper
     amp: str = "auto"  # auto: bf16 autocast on CUDA only (CPU bf16 is slower than float32); bf16 | off
     # (explicit bf16 is honoured on CPU too)
@@ -73,6 +79,9 @@ class TrainConfig:
         _check_positive(self, "subset", integer=True, optional=True)
         _check_positive(self, "val_subset", integer=True, optional=True)
         _check_positive(self, "grad_clip", optional=True)
+        _check_positive(self, "repeated_aug", integer=True)
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"train config: ema_decay must be in (0, 1) or null, got {self.ema_decay!r}")
         for name, lo, hi in (("weight_decay", 0.0, None), ("warmup_epochs", 0.0, None),
                              ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None),
                              ("mixup_alpha", 0.0, None), ("cutmix_alpha", 0.0, None), ("random_erasing", 0.0, 1.0)):

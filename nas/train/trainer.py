@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nas.data import DeviceLoader, ImageDataset, fit_images, load_dataset
 from nas.errors import DataError, TrainingDiverged
@@ -25,7 +26,7 @@ from nas.train.augment import PaperAugment
 from nas.train.mixing import BatchMixer, random_erase
 from nas.train.schedule import warmup_cosine
 
-__all__ = ["train", "evaluate", "param_groups", "TrainResult", "NO_DECAY_NAMES"]
+__all__ = ["train", "evaluate", "param_groups", "ema_path", "TrainResult", "NO_DECAY_NAMES"]
 
 # Parameters that are position tables rather than weights: decaying them pulls positions together.
 NO_DECAY_NAMES: tuple[str, ...] = ("pos_embed", "cls_token", "rel_bias")
@@ -52,6 +53,8 @@ class TrainResult:
     stopped_by: str  # "epochs" or "seconds"
     amp: str = "off"  # the autocast actually used: "bf16" or "off" (``auto`` resolved on the device)
     compiled: bool = False  # whether the training step ran a torch.compile'd model
+    ema_val_acc: float | None = None  # the weights' moving average (``ema_decay``), after the last epoch
+    ema_val_loss: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained network
 
@@ -159,7 +162,7 @@ def _loaders(data: ImageDataset, config: TrainConfig, size: int, device: torch.d
     x_tr, x_va = fit_images(x_tr.to(device), size), fit_images(x_va.to(device), size)
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
     train_loader = DeviceLoader(x_tr, y_tr, batch_size=config.batch_size, shuffle=True, augment=config.augment,
-                                flip=data.flip, seed=seed, **common,
+                                flip=data.flip, seed=seed, repeats=config.repeated_aug, **common,
                                 pad=0 if config.rrc_scale_min is not None else config.crop_pad)  # RRC replaces it
     val_loader = DeviceLoader(x_va, y_va, batch_size=config.eval_batch_size, **common)
     return train_loader, val_loader
@@ -206,6 +209,12 @@ def train(
     # An explicit ``compile: true`` is honoured on any device (the CPU path is what tests can run);
     # Inductor needs a C compiler on CPU.
     step_model = torch.compile(model, backend=config.compile_backend) if config.compile else model
+    # The moving average also follows the buffers (batch-norm statistics) and starts from the initial
+    # weights, as timm's ModelEma in DeiT's code does (AveragedModel's first update only copies).
+    ema = None
+    if config.ema_decay is not None:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        ema.update_parameters(model)
 
     mixer = BatchMixer(data.num_classes, config.mixup_alpha, config.cutmix_alpha)
     mix_generator = torch.Generator().manual_seed(seed + 1)  # scalar draws: coefficient, CutMix box
@@ -255,6 +264,8 @@ def train(
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             correct += (logits.detach().argmax(1) == yb).sum()
             seen += len(yb)
             step += 1
@@ -280,7 +291,10 @@ def train(
             epoch += 1
         entry = {"epoch": epoch if complete else epoch + 1, "train_loss": train_loss,
                  "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc,
-                 "img_per_s": seen / max(epoch_time, 1e-9), "elapsed_s": time.perf_counter() - t_start}
+                 "img_per_s": seen / max(epoch_time, 1e-9)}
+        if ema is not None:
+            entry["ema_val_loss"], entry["ema_val_acc"] = evaluate(ema.module, val_loader, amp=amp)
+        entry["elapsed_s"] = time.perf_counter() - t_start
         if not complete:
             entry["partial"] = True  # the time budget ran out inside this epoch
         history.append(entry)
@@ -294,6 +308,8 @@ def train(
         path = Path(config.save_path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        if ema is not None:  # beside the trained weights, loadable the same way
+            torch.save({k: v.detach().cpu() for k, v in ema.module.state_dict().items()}, ema_path(path))
     last = history[-1]
     return TrainResult(
         val_acc=last["val_acc"], val_loss=last["val_loss"], train_acc=train_acc, train_loss=train_loss,
@@ -301,7 +317,14 @@ def train(
         elapsed_s=time.perf_counter() - t_start, device=device_name(device),
         params=sum(p.numel() for p in model.parameters()), seed=seed, stopped_by=stopped_by,
         amp="bf16" if amp else "off", compiled=step_model is not model, history=history, model=model,
+        ema_val_acc=last.get("ema_val_acc"), ema_val_loss=last.get("ema_val_loss"),
     )
+
+
+def ema_path(path: str | Path) -> Path:
+    """Where the moving-average weights go beside ``path``: ``model.pt`` -> ``model.ema.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.ema{path.suffix or '.pt'}")
 
 
 def _check_finite(losses: torch.Tensor, lo: int, hi: int, epoch: int, last_step: int, lr: float) -> float:
