@@ -104,3 +104,19 @@ def test_constrained_tpe_runs_on_the_view() -> None:
     assert len(study.trials) == 10
     seen = feedback_view(study).get_trials(states=(TrialState.COMPLETE,))
     assert len(seen) == 10 and all(len(t.constraints) == 1 for t in seen)
+
+
+def test_the_view_converts_each_finished_trial_once_and_never_caches_a_running_one() -> None:
+    sampler = FeedbackSampler(TPESampler(seed=0))
+    study = _run(sampler, 6)
+    view = sampler._view(study)
+    first, again = view.get_trials(deepcopy=False), view.get_trials(deepcopy=False)
+    assert len(first) == 6 and all(a is b for a, b in zip(first, again))  # cached: the same objects
+    copies = view.get_trials(deepcopy=True)
+    assert all(c is not a and c.values == a.values for c, a in zip(copies, first))
+    running = study.ask()
+    running.suggest_float("x", 0.0, 1.0)
+    assert view.get_trials(deepcopy=False)[-1].state == TrialState.RUNNING
+    study.tell(running, [0.1, 1e6])
+    last = view.get_trials(deepcopy=False)[-1]  # read again once finished: now its final record
+    assert last.state == TrialState.COMPLETE and last.values == [0.1, 1e6]
