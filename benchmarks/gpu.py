@@ -194,10 +194,12 @@ def trials_per_hour(settings: Settings, gpus: int, cpus: int) -> list[dict[str, 
     import ray
 
     from nas.search.config import StudyConfig
+    from nas.search.guard import quiet_ray_notices
     from nas.search.runner import run_study
     from nas.search.storage import load_optuna_study
 
     tmp = Path(tempfile.mkdtemp(prefix="nas-gpu-bench-"))
+    quiet_ray_notices()
     ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     rows = []

@@ -41,6 +41,7 @@ def main() -> None:
     import ray
 
     from nas.search.config import StudyConfig
+    from nas.search.guard import quiet_ray_notices
     from nas.search.objective import TrialContext, run_trial
     from nas.search.runner import run_study
     from nas.search.storage import open_storage
@@ -52,6 +53,7 @@ def main() -> None:
            "max_concurrent": 1, "sampler": "random", "seed": 0}
     config = StudyConfig.from_dict(doc, base_dir=tmp)
 
+    quiet_ray_notices()
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray_start = time.perf_counter() - start

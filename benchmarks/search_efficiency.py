@@ -313,6 +313,9 @@ def main() -> None:
         if not started:
             import ray
 
+            from nas.search.guard import quiet_ray_notices
+
+            quiet_ray_notices()
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
             started = True
         print(f"running {key} ({' '.join(overrides)})", flush=True)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from nas.errors import ConfigError, NasError, os_error_message
 
-__all__ = ["check_cluster_resources", "start_ray_checked", "fit_guarded", "as_user_error"]
+__all__ = ["check_cluster_resources", "quiet_ray_notices", "start_ray_checked", "fit_guarded", "as_user_error"]
 
 T = TypeVar("T")
 _RAY_KEYS = {"cpu": "CPU", "gpu": "GPU"}
@@ -39,16 +39,20 @@ def check_cluster_resources(resources: Mapping[str, Any], available: Mapping[str
             )
 
 
+def quiet_ray_notices() -> None:
+    """Ray announces on every local start that it enabled token authentication (it stays enabled);
+    the notice is about Ray's defaults, not the run, and would be the only line on stderr."""
+    import logging
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
 def start_ray_checked(init_ray: Callable[[str | None], bool], address: str | None, resources: Mapping[str, Any],
                       what: str = "a trial") -> bool:
     """``init_ray(address)``, then :func:`check_cluster_resources`; Ray started here is stopped on refusal."""
-    import logging
-
     import ray
 
-    # Ray announces on every local start that it enabled token authentication (it stays enabled);
-    # the notice is about Ray's defaults, not the run, and would be the only line on stderr.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    quiet_ray_notices()
     started = init_ray(address)
     try:
         check_cluster_resources(resources, ray.cluster_resources(), what)
