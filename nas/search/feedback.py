@@ -25,7 +25,6 @@ hypervolume, status, export), keeps the PRUNED states.
 from __future__ import annotations
 
 import copy
-
 import math
 from collections.abc import Container, Mapping, Sequence
 from typing import Any

@@ -50,7 +50,7 @@ class TrainConfig:
     rrc_max_ratio: float = 4 / 3
     randaugment: str | None = None  # timm-style "m9-mstd0.5-n2": magnitude, its noise std, ops per image
     # DeiT's repeated augmentation: each drawn image appears this many times per epoch, differently
-    # augmented (DeiT and ShiftViT's code: 3); an epoch keeps its length, so it sees 1/N distinct images
+    # augmented (DeiT and ShiftViT's code: 3); an epoch keeps its length, so it sees 1/N of the images
     repeated_aug: int = 1
     # Exponential moving average of the weights, kept beside the trained ones and evaluated each epoch
     # (``ema_val_acc``); None: off. DeiT's and ShiftViT's code keep one at 0.99996 per step.
