@@ -72,43 +72,28 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[Any])
     return bool(np.all(la <= lb) and np.any(la < lb))
 
 
-def _dominance(losses: np.ndarray) -> np.ndarray:
-    """``d[j, i]``: row ``j`` dominates row ``i``."""
-    le = np.all(losses[:, None, :] <= losses[None, :, :], axis=2)
-    lt = np.any(losses[:, None, :] < losses[None, :, :], axis=2)
-    return le & lt
-
-
 def pareto_mask(values: Any, directions: Sequence[Any]) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of ``values`` (same rule as Optuna: duplicates all stay)."""
+    """Boolean mask of the non-dominated rows of ``values`` (Optuna's own test: duplicates all stay)."""
+    from optuna.study._multi_objective import _is_pareto_front  # no public alias in Optuna 5
+
     losses = to_losses(values, directions)
     if len(losses) == 0:
         return np.zeros(0, dtype=bool)
-    return ~np.any(_dominance(losses), axis=0)
+    return _is_pareto_front(losses, assume_unique_lexsorted=False)
 
 
 def non_dominated_ranks(values: Any, directions: Sequence[Any]) -> np.ndarray:
     """Front index of every row (0: the Pareto front, 1: the front once 0 is removed, ...).
 
-    Deb et al.'s non-dominated sorting (NSGA-II, 2002), by peeling fronts off a dominance matrix:
-    quadratic in the number of points, which is what a rung or a study of tens to hundreds holds.
+    Deb et al.'s non-dominated sorting (NSGA-II, 2002), as Optuna's NSGA-II ranks its population.
     A NaN counts as the worst value of its objective.
     """
+    from optuna.study._multi_objective import _fast_non_domination_rank  # no public alias in Optuna 5
+
     losses = np.nan_to_num(to_losses(values, directions), nan=np.inf)
-    n = len(losses)
-    ranks = np.full(n, -1, dtype=int)
-    if n == 0:
-        return ranks
-    dom = _dominance(losses)
-    remaining = np.ones(n, dtype=bool)
-    rank = 0
-    while remaining.any():
-        dominated = np.any(dom[remaining][:, remaining], axis=0)  # among the rows still in play
-        idx = np.flatnonzero(remaining)[~dominated]
-        ranks[idx] = rank
-        remaining[idx] = False
-        rank += 1
-    return ranks
+    if len(losses) == 0:
+        return np.full(0, -1, dtype=int)
+    return _fast_non_domination_rank(losses)
 
 
 def crowding_distance(values: Any, directions: Sequence[Any] | None = None) -> np.ndarray:

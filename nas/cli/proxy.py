@@ -10,6 +10,7 @@ from nas.errors import ConfigError, NasError
 
 __all__ = ["add_parser", "run"]
 
+
 def add_parser(subparsers: Any) -> None:
     from nas.proxy import DEFAULT_BATCH, PROXIES
 
