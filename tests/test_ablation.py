@@ -147,6 +147,39 @@ def test_mean_std_over_seeds_gap_and_delta(tmp_path: Path) -> None:
     assert "collapse_similarity_mean" not in plain  # no attention variant: no collapse columns
 
 
+def test_delta_has_a_confidence_interval_and_a_verdict(tmp_path: Path) -> None:
+    from scipy import stats as sp
+
+    base = [0.80, 0.84, 0.82]
+    rows = {"up": [0.85, 0.88, 0.86], "down": [0.74, 0.79, 0.75], "same": [0.81, 0.83, 0.83]}
+    records = [_record("base", s, v, 0.9, 1.0) for s, v in enumerate(base)]
+    for name, vals in rows.items():
+        records += [_record(name, s, v, 0.9, 1.0) for s, v in enumerate(vals)]
+    records += [_record("other seeds", s, v, 0.9, 1.0) for s, v in ((7, 0.90), (8, 0.93))]  # no shared seed
+    records += [_record("one seed", 0, 0.99, 0.9, 1.0)]
+    names = ["base", *rows, "other seeds", "one seed"]
+    table = ablation_table(records, names, baseline="base").set_index("variant")
+    for name, vals in rows.items():
+        ref = sp.ttest_rel(vals, base)
+        ci = ref.confidence_interval(0.95)
+        assert table.loc[name, "delta_test"] == "paired"
+        assert (table.loc[name, "delta_ci_low"], table.loc[name, "delta_ci_high"]) == pytest.approx((ci.low, ci.high))
+        assert table.loc[name, "delta_p"] == pytest.approx(ref.pvalue)
+    assert [r["verdict"] for r in table_rows(table.reset_index())] == [None, "better", "worse", "too close",
+                                                                      "better", None]
+    welch = sp.ttest_ind([0.90, 0.93], base, equal_var=False).confidence_interval(0.95)
+    assert table.loc["other seeds", "delta_test"] == "welch"
+    assert table.loc["other seeds", "delta_ci_low"] == pytest.approx(welch.low)
+    md = to_markdown(table.reset_index())
+    assert "| verdict " in md and "no verdict (1 seed)" in md and "| better " in md and "| too close " in md
+    assert "paired t-test on per-seed differences (scipy.stats.ttest_rel)" in md
+    assert "Welch's t-test (scipy.stats.ttest_ind, equal_var=False)" in md
+    lo, hi = table.loc["up", "delta_ci_low"] * 100, table.loc["up", "delta_ci_high"] * 100
+    assert f"[{lo:+.2f}, {hi:+.2f}]" in md
+    single = ablation_table([r for r in records if r["seed"] == 0], names, baseline="base")
+    assert set(single["verdict"].dropna()) == set() and "no verdicts" in to_markdown(single)
+
+
 def test_cells_file_survives_a_torn_line(tmp_path: Path) -> None:
     append_cell(tmp_path, {"cell": "x-s0", "status": "complete"})
     with open(tmp_path / CELLS_FILE, "a") as fh:
@@ -208,3 +241,29 @@ def test_resume_runs_only_the_missing_cells(ray_instance, tmp_path: Path, capsys
     assert [r["variant"] for r in out["rows"]] == ["depth=1", "depth=2"] and out["rows"][0]["val_acc_std"] == 0.0
     with pytest.raises(ConfigError, match="choose another --out"):
         run_ablation(config(name="resume", **{**TINY_RUN, "budget": {"epochs": 2}}), tmp_path, quiet=True)
+
+
+def test_learning_curves_name_the_slowest_learner_and_its_last_quarter(tmp_path: Path) -> None:
+    from scipy.stats import entropy
+
+    from nas.ablation.curves import convergence_note, loss_floor, mean_curves, slowest_learner
+
+    def rec(variant: str, seed: int, losses: list[float]) -> dict[str, Any]:
+        return {**_record(variant, seed, 0.9, 0.95, losses[-1]),
+                "history": [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)]}
+
+    fast = [2.0, 1.0, 0.7, 0.6, 0.55, 0.52, 0.51, 0.505]
+    slow = [2.2, 2.0, 1.8, 1.6, 1.4, 1.2, 1.0, 0.8]
+    records = [rec("fast", 0, fast), rec("fast", 1, [v + 0.01 for v in fast]), rec("slow", 0, slow)]
+    curves = mean_curves(records, ["fast", "slow", "none"])
+    assert set(curves) == {"fast", "slow"} and list(curves["fast"]["n"]) == [2] * 8
+    assert curves["fast"]["mean"].iloc[0] == pytest.approx(2.005)
+    assert slowest_learner(curves) == "slow"
+    note = convergence_note(curves, floor=0.5)
+    assert "Slowest-learning variant: slow" in note and "1.200 → 0.800 over the last 2 of 8 epochs (-33.3%)" in note
+    assert "loss floor with these smoothed targets is 0.500" in note
+    target = [0.9 + 0.01] + [0.01] * 9  # smoothing 0.1 over 10 classes
+    assert loss_floor(0.1, 10) == pytest.approx(entropy(target)) and loss_floor(0.0, 10) == 0.0
+    table = ablation_table(records, ["fast", "slow"], baseline="fast")
+    files = write_table(table, tmp_path, title="t", records=records, loss_floor=0.5)
+    assert files["curves"].stat().st_size > 10_000 and "Slowest-learning variant: slow" in files["md"].read_text()

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from nas.ablation.claims import Claim, parse_claims
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome import load_genome, parse_genome
 from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, STAGE_FIELDS, STAGE_FIELDS_BY_MIXER
@@ -37,7 +38,7 @@ from nas.search.config import apply_overrides
 __all__ = ["AblationConfig", "Variant", "Cell", "load_ablation_config", "apply_genome_overrides", "FIELDS"]
 
 FIELDS = ("name", "description", "base", "axes", "paired", "variants", "baseline", "seeds", "data", "budget",
-          "resources", "max_concurrent", "ray_address", "collapse")
+          "resources", "max_concurrent", "ray_address", "collapse", "claims")
 AXIS_KEYS = ("field", "values", "labels")
 PAIRED_KEYS = ("fields", "values", "labels")
 VARIANT_KEYS = ("name", "set", "base")
@@ -87,6 +88,7 @@ class AblationConfig:
     ray_address: str | None = None
     collapse: bool = False  # measure DeepViT's attention collapse after training (attention variants)
     description: str = ""
+    claims: tuple[Claim, ...] = ()  # what the paper says about the variants, judged from the cells
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *, base_dir: str | Path | None = None,
@@ -113,6 +115,7 @@ class AblationConfig:
             "baseline": self.baseline, "seeds": list(self.seeds), "data": self.data, "budget": dict(self.budget),
             "resources": dict(self.resources), "max_concurrent": self.max_concurrent,
             "ray_address": self.ray_address, "collapse": self.collapse,
+            **({"claims": [c.to_dict() for c in self.claims]} if self.claims else {}),
         }
 
 
@@ -326,6 +329,7 @@ class _AblationValidator(Validator):
             max_concurrent=self.number("max_concurrent", doc.get("max_concurrent", 1), minimum=1, strict=False,
                                        integer=True),
             ray_address=self.ray_address(doc.get("ray_address")), collapse=collapse, description=str(description),
+            claims=parse_claims(doc.get("claims"), [v.name for v in variants], self.label),
         )
 
     # -- parts -------------------------------------------------------------------------------------

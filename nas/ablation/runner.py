@@ -171,8 +171,12 @@ def plan_cells(config: AblationConfig) -> list[Cell]:
 
 
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, quiet: bool = False,
-                 retry_failed: bool = False) -> AblationRun:
-    """Train every cell of ``config`` not yet stored in ``out_dir``; returns the stored records."""
+                 retry_failed: bool = False, objectives: tuple[str, ...] = ("val_acc",)) -> AblationRun:
+    """Train every cell of ``config`` not yet stored in ``out_dir``; returns the stored records.
+
+    ``objectives`` are what each cell measures beyond training (``latency_ms``, ``proxy_*``), as in
+    the study they come from (a confirmation measures its study's objectives).
+    """
     start = time.time()
     out_dir = Path(out_dir).resolve()
     _save_or_check_config(config, out_dir)
@@ -184,7 +188,8 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, quiet: bool = F
               f"{len(config.seeds)} seeds), {len(cells) - len(todo)} already finished, {len(todo)} to run "
               f"in {out_dir}", flush=True)
     if todo:
-        _fit(config, out_dir, todo, total=len(cells), skipped=len(cells) - len(todo), quiet=quiet)
+        _fit(config, out_dir, todo, total=len(cells), skipped=len(cells) - len(todo), quiet=quiet,
+             objectives=objectives)
     stored = read_cells(out_dir)
     # A record carries the variant name it was trained under; the config's current name wins (renames keep cells).
     records = tuple({**stored[c.key], "variant": c.variant} for c in cells if c.key in stored)
@@ -193,7 +198,7 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, quiet: bool = F
 
 
 def _fit(config: AblationConfig, out_dir: Path, todo: list[Cell], *, total: int, skipped: int,
-         quiet: bool) -> None:
+         quiet: bool, objectives: tuple[str, ...]) -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -201,7 +206,7 @@ def _fit(config: AblationConfig, out_dir: Path, todo: list[Cell], *, total: int,
     from nas.search.runner import init_ray
 
     ctx = TrialContext(study_dir=str(out_dir), data=config.data, budget=dict(config.budget),
-                       objectives=("val_acc",), seed=config.seeds[0], collapse=config.collapse)
+                       objectives=objectives, seed=config.seeds[0], collapse=config.collapse)
     cells = {c.key: {"variant": c.variant, "seed": c.seed, "genome": c.genome, "key": c.genome_key}
              for c in todo}
     started_ray = start_ray_checked(init_ray, config.ray_address, config.resources, what="a cell")

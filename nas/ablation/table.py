@@ -5,7 +5,10 @@ small data are noisy, so every metric here is a mean over seeds with its sample 
 (``ddof=1``, pandas' default: the spread one would expect between two further runs; undefined for a
 single seed). ``gap`` = train_acc - val_acc is computed per cell, then averaged: CoAtNet's
 generalisation axis (Dai et al. 2021, Sec. 3.2). ``delta_val_acc`` is the difference of the variant's
-mean val_acc from the baseline's. The table works on the records only, never on live models.
+mean val_acc from the baseline's, with its 95% confidence interval and a verdict (``better``,
+``worse``, ``too close``) from :func:`nas.stats.compare`: paired over the seeds a row shares with the
+baseline, else Welch's test; one seed gives no verdict. The table works on the records only, never
+on live models.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from nas.stats import TEST_NAMES, compare
 
 __all__ = ["cells_frame", "ablation_table", "table_rows", "to_markdown", "to_latex", "plot_table",
            "write_table", "METRICS"]
@@ -52,6 +57,14 @@ def ablation_table(records: Sequence[Mapping[str, Any]], variants: Sequence[str]
     base_acc = table.loc[baseline, "val_acc_mean"] if baseline in table.index else float("nan")
     table["delta_val_acc"] = table["val_acc_mean"] - base_acc
     table["baseline"] = table.index == baseline
+    by_seed = {v: dict(zip(g["seed"].astype(int), g["val_acc"])) for v, g in ok.dropna(subset=["val_acc"])
+               .groupby("variant", sort=False)}
+    tests = [compare(by_seed.get(v, {}), by_seed.get(baseline, {})) if v != baseline else None for v in table.index]
+    table["delta_ci_low"] = [math.nan if c is None else c.ci_low for c in tests]
+    table["delta_ci_high"] = [math.nan if c is None else c.ci_high for c in tests]
+    table["delta_p"] = [math.nan if c is None else c.p_value for c in tests]
+    table["delta_test"] = [None if c is None else c.test for c in tests]
+    table["verdict"] = [None if c is None else c.verdict for c in tests]
     for m in ("collapse_similarity", "similar_blocks"):
         if table[f"{m}_mean"].isna().all():
             table = table.drop(columns=[f"{m}_mean", f"{m}_std"])
@@ -98,6 +111,9 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
             "train loss": _pm(r["train_loss_mean"], r["train_loss_std"], 1, 3),
             "Δ val acc (pp)": ("-" if pd.isna(r["delta_val_acc"]) or r["baseline"]
                                else f"{r['delta_val_acc'] * 100:+.2f}"),
+            "Δ 95% CI (pp)": ("-" if r["baseline"] or pd.isna(r["delta_ci_low"]) else
+                              f"[{r['delta_ci_low'] * 100:+.2f}, {r['delta_ci_high'] * 100:+.2f}]"),
+            "verdict": _verdict(r),
         }
         if "collapse_similarity_mean" in table:
             row["attn sim"] = _pm(r["collapse_similarity_mean"], r["collapse_similarity_std"], 1, 3)
@@ -106,6 +122,28 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
         row["seeds"] = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _verdict(row: Any) -> str:
+    if row["baseline"]:
+        return "-"
+    if row["verdict"] is not None and not pd.isna(row["verdict"]):
+        return str(row["verdict"])
+    if row["n_seeds"] < 1:
+        return "-"
+    return "no verdict (1 seed)" if row["n_seeds"] < 2 else "no verdict (baseline: 1 seed)"
+
+
+def test_note(table: pd.DataFrame) -> str:
+    """The footnote's sentence on the Δ interval: which test gave it, on which rows."""
+    used = [t for t in table.get("delta_test", pd.Series(dtype=object)) if isinstance(t, str)]
+    if not used:
+        return ("no verdicts: a verdict needs two seeds of a row and of the baseline" if len(table) > 1 else "")
+    names = sorted(set(used))
+    head = ("Δ 95% CI and verdict from a " + " and ".join(TEST_NAMES[n] for n in names)
+            + ("" if len(names) == 1 else " (paired where a row shares at least two seeds with the baseline)"))
+    return (head + "; better / worse: the interval excludes 0, too close: it includes 0; no multiple-comparison "
+            "correction")
 
 
 LEGEND = ("mean ± std over seeds (sample std, ddof=1); gap = train acc - val acc in percentage points (train acc "
@@ -118,6 +156,8 @@ COLLAPSE_LEGEND = ("; attn sim = cosine similarity of consecutive blocks' attent
 
 def to_markdown(table: pd.DataFrame) -> str:
     legend = LEGEND + (COLLAPSE_LEGEND if "collapse_similarity_mean" in table else "")
+    note = test_note(table)
+    legend += f"; {note}" if note else ""
     return display_frame(table).to_markdown(index=False, disable_numparse=True) + f"\n\n{legend}.\n"
 
 
@@ -175,15 +215,29 @@ def plot_table(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "", description: str = "") -> dict[str, Path]:
-    """``table.md``, ``table.csv`` (numeric columns), ``table.tex`` and ``table.png`` in ``out_dir``."""
+def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "", description: str = "",
+                claims: Sequence[Any] = (), records: Sequence[Mapping[str, Any]] = (),
+                loss_floor: float | None = None) -> dict[str, Path]:
+    """``table.md`` (with the claims' verdicts, :mod:`nas.ablation.claims`), ``table.csv`` (numeric
+    columns), ``table.tex``, ``table.png`` and, given the cell ``records``, ``curves.png`` (the
+    learning curves, :mod:`nas.ablation.curves`) in ``out_dir``."""
+    from nas.ablation.claims import claims_markdown
+    from nas.ablation.curves import convergence_note, mean_curves, plot_curves
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex",
              "png": out_dir / "table.png"}
     head = f"# {title}\n\n" if title else ""
     head += f"{description.strip()}\n\n" if description.strip() else ""
-    files["md"].write_text(head + to_markdown(table))
+    body = to_markdown(table)
+    curves = mean_curves(records, list(table["variant"])) if records else {}
+    if curves:
+        files["curves"] = plot_curves(curves, out_dir / "curves.png", title, floor=loss_floor)
+        body += f"\n{convergence_note(curves, loss_floor)}\n"
+    if claims:
+        body += "\n## Claims\n\n" + claims_markdown(claims)
+    files["md"].write_text(head + body)
     table.to_csv(files["csv"], index=False)
     files["tex"].write_text(to_latex(table, caption=title))
     plot_table(table, files["png"], title)

@@ -8,6 +8,7 @@ re-count both, failing on any drift, the way torchvision checks the metadata of 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import shutil
@@ -187,16 +188,31 @@ def verify_export(path: str | Path, weights: str | Path | None = None) -> Verify
 
 
 def export_trial(study: str | Path | StudyView, rule: str, out: str | Path, *, weights: str | Path | None = None,
-                 verify: bool = False) -> ExportResult:
+                 verify: bool = False, confirmed: bool = False) -> ExportResult:
     """Pick a trial by ``rule`` and write its genome with metadata to ``out`` (and its weights to ``weights``).
 
-    Weights are checked to load into the network built from the picked genome before anything is
-    written, so a failed export leaves no half-written files behind.
+    With ``confirmed`` the rule picks from the study's *confirmed* front (``nas study confirm``): the
+    architectures non-dominated at their confirmed means, which the rule sees as the objective values;
+    the metadata then carries the confirmed statistics (mean, std, interval, seeds, budget) beside the
+    study's own values. Weights are checked to load into the network built from the picked genome
+    before anything is written, so a failed export leaves no half-written files behind.
     """
     from nas.genome import parse_genome, save_genome
 
     view = study if isinstance(study, StudyView) else open_study(study)
-    selection = select(view.frame(), rule, view.objectives)
+    confirmation = None
+    if confirmed:
+        from nas.analysis.confirmed import confirmed_frame, load_confirmation
+
+        confirmation = load_confirmation(view.dir)
+        if confirmation is None:
+            raise ExportError(f"study {view.name!r} has no confirmation in {view.dir / 'confirm'}; run "
+                              f"`nas study confirm {view.dir}` first, or export without --confirmed")
+        selection = select(confirmed_frame(confirmation), rule, view.objectives)
+        selection = dataclasses.replace(selection, reason=selection.reason.replace("complete trials",
+                                                                                   "confirmed-front architectures"))
+    else:
+        selection = select(view.frame(), rule, view.objectives)
     trial = view.trial(selection.number)
     if not trial.user_attrs.get("genome"):
         raise ExportError(f"trial {trial.number} of study {view.name!r} stored no genome")
@@ -206,6 +222,10 @@ def export_trial(study: str | Path | StudyView, rule: str, out: str | Path, *, w
         source = checkpoint_of(view, trial.number)
         load_weights(genome, source)
     metadata = export_metadata(view, selection, _sha256(source) if source is not None else None)
+    if confirmation is not None:
+        from nas.analysis.confirmed import confirmed_metadata
+
+        metadata["confirmed"] = confirmed_metadata(confirmation, trial.number)
     path = save_genome(genome, out, metadata)
     weights_path = None
     if source is not None and weights is not None:

@@ -259,6 +259,29 @@ def plot_hypervolume(view: StudyView, history: list[tuple[int, float]], summary:
 
 
 # -- the report -------------------------------------------------------------------------------------
+def _confirmation(view: StudyView, folder: Path, files: dict[str, Path]) -> tuple[dict[str, Any] | None, str]:
+    """The study's confirmation (``nas study confirm``), if any: its summary, and its Markdown with the
+    headings moved one level down; its plot is copied into the report folder."""
+    import shutil
+
+    from nas.analysis.confirmed import load_confirmation
+
+    confirmation = load_confirmation(view.dir)
+    if confirmation is None:
+        return None, ""
+    source = Path(confirmation.get("dir") or view.dir / "confirm")
+    if not source.is_dir():  # the study folder moved since: the summary sits beside its study
+        source = view.dir / "confirm"
+    if (source / "confirm.png").is_file():
+        files["confirm"] = folder / "confirm.png"
+        shutil.copyfile(source / "confirm.png", files["confirm"])
+    text = (source / "confirm.md").read_text(encoding="utf-8") if (source / "confirm.md").is_file() else ""
+    lines = [("#" + line if line.startswith("#") else line) for line in text.splitlines()]
+    body = "\n".join(lines[1:] if lines and lines[0].startswith("##") else lines)  # its title is the section's
+    return confirmation, body + ("\n\n![study against confirmed scores](confirm.png)\n" if "confirm" in files else "")
+
+
+
 def _config_rows(view: StudyView) -> list[dict[str, Any]]:
     c = view.config
     items = {"study": c.name, "directory": str(view.dir), "data": c.data, "search space": c.space,
@@ -317,6 +340,9 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
           f"## Pareto front ({len(front_rows)} trials)\n", markdown_table(columns, front_rows)]
     if ref_rows:
         md += ["\n## Reference presets\n", markdown_table(ref_cols, ref_rows)]
+    confirmation, confirm_md = _confirmation(view, folder, files)
+    if confirm_md:
+        md += ["\n## Confirmation\n", confirm_md]
     md += [f"\n## All trials ({len(rows)})\n", markdown_table(columns, rows)]
     files["markdown"] = folder / "trials.md"
     files["markdown"].write_text("\n".join(md), encoding="utf-8")
@@ -331,6 +357,18 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
              f"<div class='scroll'>{_html_table(columns, front_rows)}</div>"]
     if ref_rows:
         parts += ["<h2>Reference presets</h2>", _html_table(ref_cols, ref_rows)]
+    if confirmation is not None:
+        from nas.analysis.confirmed import confirmation_rows
+
+        c_cols, c_rows = confirmation_rows(confirmation)
+        budget = confirmation.get("budget") or {}
+        parts += [f"<h2>Confirmation</h2><p>{len(c_rows)} architectures retrained with budget "
+                  f"{html.escape(', '.join(f'{k}={v}' for k, v in budget.items()))} over seeds "
+                  f"{html.escape(', '.join(map(str, confirmation.get('seeds', []))))}; details in "
+                  f"{html.escape(str(Path(confirmation.get('dir', '')) / 'confirm.md'))}.</p>"]
+        if "confirm" in files:
+            parts.append(f"<img alt='Study against confirmed scores' src='{_png(files['confirm'])}'>")
+        parts.append(f"<div class='scroll'>{_html_table(c_cols, c_rows)}</div>")
     parts += [f"<h2>Hypervolume</h2><img alt='Hypervolume per trial' src='{_png(files['hypervolume'])}'>",
               f"<h2>All trials ({len(rows)})</h2><div class='scroll'>{_html_table(columns, rows)}</div>",
               "</body></html>\n"]

@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also write the trial's trained state dict here (needs keep_checkpoints: pareto or all)")
     p.add_argument("--verify", action="store_true",
                    help="rebuild the written genome, re-count params and FLOPs, fail on any drift")
+    p.add_argument("--confirmed", action="store_true",
+                   help="pick from the confirmed front (`nas study confirm DIR`) and write its confirmed metrics")
     p.add_argument("--json", action="store_true", help="print the export as JSON")
     p.set_defaults(func=run)
 
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:  # before anything is read: a study's own files are never overwritten
             check_output_file(path, option)
             refuse_run_file(path, option, run_dir=args.dir)
-    result = export_trial(args.dir, args.pick, args.out, weights=args.weights, verify=args.verify)
+    result = export_trial(args.dir, args.pick, args.out, weights=args.weights, verify=args.verify,
+                          confirmed=args.confirmed)
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -42,6 +45,15 @@ def run(args: argparse.Namespace) -> int:
     values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v:,}" for k, v in meta["objectives"].items())
     print(f"trial {result.selection.number} ({result.selection.reason}): {values}; "
           f"params {meta['params']:,}, flops {meta['flops']:,} MACs")
+    conf = meta.get("confirmed")
+    if conf:
+        trained = {k: m for k, m in conf["metrics"].items()
+                   if m.get("mean") is not None and k not in ("params", "flops")}
+        stats = ", ".join(f"{k} {m['mean']:.4g}" + (f" ± {m['std']:.2g}" if m.get("std") is not None else "")
+                          for k, m in trained.items())
+        budget = conf["budget"] or {}
+        print(f"confirmed over {conf['n_seeds']} seeds at {budget.get('epochs', budget.get('seconds'))} "
+              f"{'epochs' if 'epochs' in budget else 's'}: {stats}")
     print(f"wrote {result.path}")
     if result.weights is not None:
         print(f"wrote {result.weights} (loads into the rebuilt network with strict=True)")

@@ -42,6 +42,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
 
+    confirm = study_sub.add_parser(
+        "confirm", help="retrain the study's front and the next architectures longer, over seeds; resumes",
+        description="Retrain the study's Pareto front plus the next K architectures (by non-dominated rank, then "
+        "crowding distance) at a longer budget over several seeds, as Ray Tune trials on the study's resources, "
+        "and report the confirmed means with 95%% intervals, the rank correlation between the study's scores and "
+        "the confirmed ones, and the confirmed front with its hypervolume. Everything lands in DIR/confirm/ "
+        "(confirm.md, .csv, .png, .json); the study itself is only read. Rerun to resume.")
+    confirm.add_argument("dir", help="study directory")
+    confirm.add_argument("--top", type=int, metavar="K",
+                         help="architectures to confirm beyond the front (default: enough for 8 in all)")
+    confirm.add_argument("--epochs", type=int, metavar="E", help="training epochs (default: 3x the study's)")
+    confirm.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default: 0 1 2)")
+    confirm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="change budget.FIELD, resources, max_concurrent or ray_address, e.g. --set budget.lr=1e-3")
+    confirm.add_argument("--out", metavar="FOLDER", help="confirmation folder (default: DIR/confirm)")
+    confirm.add_argument("--json", action="store_true", help="print the confirmation as JSON")
+    confirm.set_defaults(func=_confirm)
+
     report = study_sub.add_parser("report", help="write plots, tables and an HTML report of a study")
     report.add_argument("dir", help="study directory")
     report.add_argument("--out", metavar="FOLDER", help="report folder (default: <DIR>/report)")
@@ -121,6 +139,28 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     return _finish(_saved_config(Path(args.dir)), Path(args.dir), args.json)
+
+
+def _confirm(args: argparse.Namespace) -> int:
+    from nas.confirm import confirm_study
+    from nas.confirm.render import confirmation_markdown
+    from nas.paths import check_output_dir
+
+    _saved_config(Path(args.dir))  # a clear error for a folder that holds no study
+    if args.out:
+        check_output_dir(args.out, "--out")
+    result = confirm_study(args.dir, top=args.top, epochs=args.epochs, seeds=args.seeds, overrides=args.overrides,
+                           out=args.out, quiet=args.json)
+    if args.json:
+        print_json({**result.confirmation.to_dict(), "cells": {"ran": result.ran, "skipped": result.skipped,
+                                                               "missing": result.missing},
+                    "files": {k: str(v) for k, v in result.files.items()}})
+        return 0 if result.missing == 0 else 1
+    print()
+    print(confirmation_markdown(result.confirmation))
+    print(f"{result.ran} cell(s) trained, {result.skipped} already stored, {result.missing} missing; "
+          f"files in {result.files['md'].parent} (confirm.md, .csv, .png, .json)")
+    return 0 if result.missing == 0 else 1
 
 
 def _report(args: argparse.Namespace) -> int:
