@@ -21,7 +21,8 @@ import pandas as pd
 from nas.analysis.pareto import HypervolumeSummary, hypervolume_history, hypervolume_summary
 from nas.analysis.study import StudyView, open_study
 
-__all__ = ["ReportResult", "write_report", "plot_pareto", "plot_hypervolume", "plot_axes", "markdown_table"]
+__all__ = ["ReportResult", "write_report", "plot_pareto", "plot_hypervolume", "plot_axes", "markdown_table",
+           "place_labels"]
 
 COSTS = ("flops", "params", "latency_ms")
 LABELS = {
@@ -177,7 +178,7 @@ def plot_pareto(view: StudyView, frame: pd.DataFrame, path: Path) -> Path:
         else:
             ax.plot([], [], color="tab:red", ls="--", lw=1, label=f"{text} (beyond the plotted range)")
     if len(front):
-        _place_labels(fig, ax, labels)
+        place_labels(fig, ax, labels)
     to_axes = ax.transData + ax.transAxes.inverted()
     for name, r in refs.items():  # names point inwards, so one near the right edge is not cut off
         right = to_axes.transform((r[x], r[y]))[0] > 0.75
@@ -202,7 +203,7 @@ _SPOTS = [(-6, 5, "right", "bottom"), (6, -5, "left", "top"), (-6, -5, "right", 
           (-6, 16, "right", "bottom"), (6, -16, "left", "top")]
 
 
-def _place_labels(fig: Any, ax: Any, labels: list[tuple[str, float, float]]) -> None:
+def place_labels(fig: Any, ax: Any, labels: list[tuple[str, float, float]]) -> None:
     """Annotate each front point where its label overlaps no label placed before it."""
     renderer = fig.canvas.get_renderer()
     placed: list[Any] = []

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     meta = result.metadata
     values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v:,}" for k, v in meta["objectives"].items())
-    print(f"trial {result.selection.number} ({result.selection.reason}): {values}; "
+    where = "in the study " if meta.get("confirmed") else ""
+    print(f"trial {result.selection.number} ({result.selection.reason}): {where}{values}; "
           f"params {meta['params']:,}, flops {meta['flops']:,} MACs")
     conf = meta.get("confirmed")
     if conf:

@@ -131,6 +131,8 @@ def plot_confirmation(conf: Confirmation, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nas.analysis.report import place_labels
+
     trained = conf.trained or list(conf.objectives)[:1]
     fig, axes = plt.subplots(1, len(trained), figsize=(6.4 * len(trained), 6), dpi=120, squeeze=False)
     for ax, o in zip(axes[0], trained):
@@ -150,8 +152,6 @@ def plot_confirmation(conf: Confirmation, path: str | Path) -> Path:
         if ring:
             ax.scatter(*zip(*ring), s=190, facecolors="none", edgecolors="tab:red", linewidths=1.4, zorder=4,
                        label="confirmed front")
-        for x, s, a in pts:
-            ax.annotate(f"#{a.candidate.number}", (x, s.mean), xytext=(6, 4), textcoords="offset points", fontsize=8)
         values = [v for x, s, _ in pts for v in (x, s.mean)]  # intervals may run off the axes: points may not
         if values:
             lo, hi = min(values), max(values)
@@ -159,6 +159,7 @@ def plot_confirmation(conf: Confirmation, path: str | Path) -> Path:
             ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", ls="--", lw=1, label="identity", zorder=1)
             ax.set_xlim(lo - pad, hi + pad)
             ax.set_ylim(lo - pad, hi + pad)
+        place_labels(fig, ax, [(f"#{a.candidate.number}", x, s.mean) for x, s, a in pts])
         corr = conf.correlations.get(o, {}).get("all")
         sub = "" if corr is None or math.isnan(corr.kendall_tau) else \
             f"\nKendall tau {corr.kendall_tau:+.2f} (p {corr.kendall_p:.2g}), Spearman rho {corr.spearman_rho:+.2f}"
