@@ -21,6 +21,16 @@ TINY_DOC: dict[str, Any] = {
 }
 
 
+# A search space of one-stage networks of TINY_DOC's size, any of three mixers (studies in tests).
+TINY_SPACE: dict[str, Any] = {
+    "name": "tiny",
+    "fixed": {"image_size": 16, "stem": "patch", "patch_size": 4, "pool": "mean", "position": "absolute"},
+    "num_stages": 1,
+    "stage": {"mixer": {"choices": ["attention", "shift", "conv"]}, "depth": {"int": [1, 2]},
+              "dim": {"choices": [16, 32]}, "heads": {"choices": [1, 2]}, "mlp_ratio": 2},
+}
+
+
 @pytest.fixture
 def tiny_genome() -> Callable[..., Genome]:
     """Factory: ``tiny_genome(layout="S-A", dims=[16, 32])`` -> a validated genome.

@@ -15,18 +15,13 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from conftest import TINY_SPACE
 from scipy import stats as sp
 
 from nas.confirm.candidates import choose, rank_candidates
 from nas.errors import ConfigError
 
-SPACE = {
-    "name": "tiny",
-    "fixed": {"image_size": 16, "stem": "patch", "patch_size": 4, "pool": "mean", "position": "absolute"},
-    "num_stages": 1,
-    "stage": {"mixer": {"choices": ["attention", "shift", "conv"]}, "depth": {"int": [1, 2]},
-              "dim": {"choices": [16, 32]}, "heads": {"choices": [1, 2]}, "mlp_ratio": 2},
-}
+SPACE = TINY_SPACE
 STUDY = {"name": "t", "space": "space.yaml", "data": "synthetic",
          "budget": {"epochs": 1, "batch_size": 32, "subset": 128, "val_subset": 128, "lr": 3e-3},
          "objectives": {"val_acc": "maximize", "flops": "minimize"}, "n_trials": 4, "seed": 0, "max_concurrent": 2,

@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from conftest import TINY_SPACE
 from optuna.trial import TrialState
 
 from nas.data import load_dataset
@@ -18,13 +19,7 @@ from nas.search.prescreen import UNMEASURED_LOSS, Prescreener, sampler_feedback
 from nas.search.space import load_space
 from nas.search.storage import finished_count, requeue_interrupted
 
-SPACE = {
-    "name": "tiny",
-    "fixed": {"image_size": 16, "stem": "patch", "patch_size": 4, "pool": "mean", "position": "absolute"},
-    "num_stages": 1,
-    "stage": {"mixer": {"choices": ["attention", "shift", "conv"]}, "depth": {"int": [1, 2]},
-              "dim": {"choices": [16, 32]}, "heads": {"choices": [1, 2]}, "mlp_ratio": 2},
-}
+SPACE = TINY_SPACE
 OBJ = {"val_acc": "maximize", "flops": "minimize", "proxy_naswot": "maximize"}
 
 
