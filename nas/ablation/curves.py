@@ -92,6 +92,9 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, title: str
         ax.axhline(floor, color="0.4", ls=":", lw=1, label=f"loss floor of the smoothed targets ({floor:.3f})")
     if not curves:
         ax.text(0.5, 0.5, "no complete cell with a history", ha="center", va="center", transform=ax.transAxes)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss (mean over seeds, band ± std)")
     ax.set_title(f"{title or 'ablation'}: learning curves")
