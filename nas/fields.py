@@ -72,7 +72,7 @@ class _Short(reprlib.Repr):
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.maxstring = self.maxother = limit
-        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 3, 6, 6, 6, 6
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 3, 6, 6, 6, 6  # noqa: E501
 
     def repr_int(self, x: int, level: int) -> str:
         return _int_text(x)
@@ -99,9 +99,13 @@ def show(value: Any, limit: int = 60) -> str:
     if isinstance(value, bool) or value is None:
         return repr(value)
     try:
-        return _Short(limit).repr(value)
+        text = _Short(limit).repr(value)
     except Exception:  # noqa: BLE001 - a user object whose __repr__ fails is still named
         return f"a {type(value).__name__}"
+    if len(text) > 2 * limit:  # nested containers: each level is cut, the whole may still be long
+        size = f" ({type(value).__name__} of {len(value):,} items)" if hasattr(value, "__len__") else ""
+        text = f"{text[:limit]}...{size}"
+    return text
 
 
 def _bound(x: float) -> str:

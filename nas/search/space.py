@@ -121,9 +121,9 @@ class Param:
 
     def __str__(self) -> str:
         if self.kind == "const":
-            return f"= {self.choices[0]!r}"
+            return f"= {fields.show(self.choices[0])}"
         if self.kind == "categorical":
-            return f"choices {list(self.choices)}"
+            return f"choices {fields.show(list(self.choices))}"
         extra = (f" step {self.step:g}" if self.step else "") + (" log" if self.log else "")
         return f"{self.kind} [{self.low:g}, {self.high:g}]{extra}"
 
