@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import reprlib
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -124,10 +125,19 @@ def _range(low: float | None, high: float | None, low_open: bool, high_open: boo
     return ""
 
 
+_BIG_EXPONENT = re.compile(r"[eE][-+]?0*\d{4,}$")
+
+
 def _from_text(value: str) -> Any:
     """``'1/12'``, ``'2e-3'``, ``' 5 '`` as a number (int when whole); anything else stays a string."""
+    text = value.strip()
+    if _BIG_EXPONENT.search(text):  # Fraction('1e999999999') would compute 10**999999999
+        try:
+            return float(text)  # inf or 0.0, at once
+        except ValueError:
+            return value
     try:
-        fraction = Fraction(value.strip())
+        fraction = Fraction(text)
     except (ValueError, ZeroDivisionError):
         return value
     if fraction.denominator == 1:

@@ -210,6 +210,7 @@ BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
                                           r"got a 401-digit integer$"),
     ("401-digit mlp_ratio", _tiny(mlp_ratio=10**400), r"mlp_ratio must be a number > 0 and at most 1e\+12, got a 401-digit"),
     ("'1e400' mlp_ratio", _tiny(mlp_ratio="1e400"), r"mlp_ratio must be a number > 0 and at most 1e\+12, got '1e400'$"),
+    ("exponent of 9 digits", _tiny(mlp_ratio="1e999999999"), r"mlp_ratio must be a finite number > 0, got '1e999999999'$"),
     ("nan drop_path", _tiny(drop_path=float("nan")), r"drop_path must be a finite number in \[0, 1\), got nan$"),
     ("no stages", {"image_size": 16}, r"stages is missing"),
     ("list length", _tiny(layout="A-A", depths=[1, 2, 3]), r"depths has 3 entries but the layout has 2 stages"),
