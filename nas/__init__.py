@@ -24,6 +24,13 @@ def build_model(genome: Any) -> Any:
 
 def load_study(study_dir: Any) -> Any:
     """The trials of a study directory as a pandas DataFrame (one row per trial)."""
+    import os
+
     from nas.analysis.study import load_study as _load
 
+    if not isinstance(study_dir, (str, os.PathLike)):
+        from nas.fields import show
+
+        raise NasError(f"load_study(study_dir): study_dir must be the path of a study directory (str or Path), "
+                       f"got {type(study_dir).__name__} {show(study_dir)}")
     return _load(study_dir)

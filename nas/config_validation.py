@@ -7,16 +7,17 @@ subclasses :class:`Validator` and adds its own ``build`` and field checks; the c
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError, closest
+from nas.fields import FLOAT_MAX, INT32_MAX, choice, flag, integer, real, show
 
 __all__ = ["NAME", "Validator"]
 
+MAX_RESOURCE = 1e6  # CPUs or GPUs per trial; the cluster's own count is checked when Ray starts
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study or ablation name is also a directory and a DB key
 
 
@@ -36,36 +37,35 @@ class Validator:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise self.error(f"{where} must be a mapping, got {value!r}")
+            raise self.error(f"{where} must be a mapping, got {show(value)}")
         for key in value if known is not None else ():
             if key not in known:
-                raise self.error(f"unknown {what} {key!r} in {where}{closest(str(key), known)}; "
+                raise self.error(f"unknown {what} {show(key)} in {where}{closest(str(key), known)}; "
                                  f"known: {', '.join(known)}")
         return dict(value)
 
-    def number(self, where: str, value: Any, *, minimum: float, strict: bool, integer: bool = False) -> Any:
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise self.error(f"{where} must be a number, got {value!r}") from None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    def number(self, where: str, value: Any, *, minimum: float, strict: bool, integer: bool = False,
+               maximum: float | None = None, cap: float | None = None) -> Any:
+        """A finite number (``integer``: whole) above ``minimum`` (``strict``: ``>``), at most ``maximum``
+        (named in every message) and ``cap`` (named when passed); numeric strings such as '5e7' count."""
         if integer:
-            ok = ok and float(value).is_integer()
-        if not ok or (value <= minimum if strict else value < minimum):
-            kind = "a whole number" if integer else "a number"
-            raise self.error(f"{where} must be {kind} {'>' if strict else '>='} {minimum:g}, got {value!r}")
-        return int(value) if integer else float(value)
+            return self._integer(where, value, int(minimum) + (1 if strict else 0), maximum, cap)
+        return real(where, value, minimum=minimum, low_open=strict, maximum=maximum, cap=cap or FLOAT_MAX, text=True,
+                    error=self.error)
+
+    def _integer(self, where: str, value: Any, minimum: int, maximum: float | None, cap: float | None) -> int:
+        return integer(where, value, minimum=minimum, maximum=None if maximum is None else int(maximum),
+                       cap=int(cap or INT32_MAX), text=True, error=self.error)
 
     def choice(self, where: str, value: Any, allowed: Sequence[str]) -> str:
-        if value not in allowed:
-            raise self.error(f"{where} must be one of {', '.join(allowed)}; "
-                             f"got {value!r}{closest(str(value), allowed)}")
-        return str(value)
+        return choice(where, value, allowed, error=self.error)
+
+    def flag(self, where: str, value: Any) -> bool:
+        return flag(where, value, error=self.error)
 
     def data(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.error(f"data must be a dataset spec such as mnist5k or cifar10:PATH, got {value!r}")
+            raise self.error(f"data must be a dataset spec such as mnist5k or cifar10:PATH, got {show(value)}")
         try:
             from nas.data.registry import parse_data_spec
         except ImportError:  # the data package is optional at config time
@@ -92,8 +92,8 @@ class Validator:
 
     def resources(self, value: Any) -> dict[str, float]:
         doc = self.mapping("resources", value, ("cpu", "gpu"))
-        out = {"cpu": self.number("resources.cpu", doc.get("cpu", 1), minimum=0, strict=True),
-               "gpu": self.number("resources.gpu", doc.get("gpu", 0), minimum=0, strict=False)}
+        out = {"cpu": self.number("resources.cpu", doc.get("cpu", 1), minimum=0, strict=True, cap=MAX_RESOURCE),
+               "gpu": self.number("resources.gpu", doc.get("gpu", 0), minimum=0, strict=False, cap=MAX_RESOURCE)}
         for k, v in out.items():
             if v > 1 and not v.is_integer():  # Ray's rule: fractions only below one unit
                 raise self.error(f"resources.{k} above 1 must be a whole number (fractions share one device), "
@@ -107,4 +107,4 @@ class Validator:
         if text in ("auto", "local") or re.match(r"^(ray://)?[^:/\s]+:\d+$", text):
             return text
         raise self.error(f"ray_address must be null, local, auto, host:port (a cluster's head) or ray://host:port, "
-                         f"got {value!r}")
+                         f"got {show(value)}")

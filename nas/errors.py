@@ -37,6 +37,9 @@ def closest(word: str, choices: Iterable[str]) -> str:
     Look-alike characters come first: ``coatnet_O`` (letter O) means ``coatnet_0``, which plain
     edit distance ties with ``coatnet_2``.
     """
+    word = str(word)
+    if len(word) > 64:  # a pasted paragraph is no typo, and difflib is quadratic in it
+        return ""
     choices = sorted(choices)
     lookalike = str.maketrans("oOilI", "00111")
     folded = {c.translate(lookalike).lower(): c for c in choices}

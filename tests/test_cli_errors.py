@@ -109,6 +109,172 @@ def test_bad_input_gives_one_error_line_and_status_2(world: dict[str, str], caps
         assert not (Path(world["study"]) / "study.db").exists()
 
 
+# Numbers finite and in range, YAML read strictly: every config kind, flag and environment variable.
+BOMB = ("image_size: 32\nnum_classes: 10\npatch_size: 4\nstages: [{mixer: attention, depth: ["
+        + ", ".join(["&a [" + ",".join(["lol"] * 9) + "]"]
+                    + [f"&{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi")])
+        + "], dim: 64, heads: 4}]\n")
+SHORT = "image_size: 32\nnum_classes: 10\npatch_size: 4\nlayout: {layout}\ndepths: {depths}\ndims: {dims}\n"
+STRICT_FILES = {
+    "dup": SHORT.format(layout="A", depths="[1]", dims="[64]") + "heads: [4]\ndepths: [8]\n",
+    "bomb": BOMB,
+    "self": "image_size: 32\nnum_classes: 10\nstages: &s [{mixer: attention, depth: 1, dim: 64, heads: *s}]\n",
+    "mlp_str": SHORT.format(layout="A", depths="[1]", dims="[64]") + "heads: [4]\nmlp_ratio: '1e400'\n",
+    "mlp_inf": SHORT.format(layout="A", depths="[1]", dims="[64]") + "heads: [4]\nmlp_ratio: 1e400\n",
+    "mlp_digits": SHORT.format(layout="A", depths="[1]", dims="[64]") + f"heads: [4]\nmlp_ratio: {'9' * 401}\n",
+    "drop_digits": SHORT.format(layout="A", depths="[1]", dims="[64]") + f"heads: [4]\ndrop_path: {'9' * 401}\n",
+    "image_digits": SHORT.format(layout="A", depths="[1]", dims="[64]").replace("32", "1" + "0" * 400, 1)
+                    + "heads: [4]\n",
+    "int_5000": SHORT.format(layout="A", depths="[1]", dims="[64]") + f"heads: [4]\nmlp_ratio: {'9' * 5000}\n",
+    "tm_list": SHORT.format(layout="T", depths="[1]", dims="[64]") + "heads: [4]\ntransformer_mixer: [attention]\n",
+    "tm_dict": SHORT.format(layout="T", depths="[1]", dims="[64]") + "heads: [4]\ntransformer_mixer: {a: 1}\n",
+    "ctt": "image_size: 32\nnum_classes: 10\nstem: conv\nlayout: C--T\ndepths: [1, 1]\ndims: [32, 64]\n"
+           "heads: [null, 2]\n",
+    "json_dup": '{"image_size": 32, "num_classes": 10, "image_size": 64, "stages": []}',
+}
+RUN = ["study", "run", "study_cfg.yaml", "--out", "R", "--set"]
+STRICT_CASES: list[tuple[str, list[str], str, dict[str, str]]] = [
+    # non-finite and out-of-range numbers in the training budget and the study
+    *[(f"--set budget.{k}={v}", [*RUN, f"budget.{k}={v}"], rf"study_cfg\.yaml: budget: {k} must be a finite number "
+       rf"{allowed}, got {v.lstrip('.')}$", {})
+      for k, v, allowed in (("lr", ".inf", "> 0"), ("weight_decay", ".nan", ">= 0"),
+                            ("label_smoothing", ".nan", r"in \[0, 0\.999\]"), ("mixup_alpha", ".nan", ">= 0"),
+                            ("rrc_max_ratio", ".nan", ">= 1"), ("warmup_epochs", ".inf", ">= 0"))],
+    ("heartbeat_interval=1e300", [*RUN, "heartbeat_interval=1e300"],
+     r"heartbeat_interval must be a number >= 1 and at most 3600, got 1e\+300$", {}),
+    ("n_trials with 30 digits", [*RUN, "n_trials=" + "9" * 30],
+     r"n_trials must be a whole number >= 1 and at most 2,147,483,647, got a 30-digit integer$", {}),
+    ("seed=4294967296", [*RUN, "seed=4294967296"], r"seed must be a whole number in \[0, 4,294,967,295\], got 4294967296$", {}),
+    ("seed=1e20", [*RUN, "seed=1e20"], r"seed must be a whole number in \[0, 4,294,967,295\], got 1e\+20$", {}),
+    ("seed=true", [*RUN, "seed=true"], r"seed must be a whole number in \[0, 4,294,967,295\], got True$", {}),
+    ("--set alias bomb", [*RUN, "n_trials=" + BOMB.split("depth: ")[1].split(", dim")[0]],
+     r"--set .*: the value is not valid YAML: its aliases \(\*name\) expand it to more than 100,000 values", {}),
+    ("--set duplicate key", [*RUN, "budget={epochs: 1, epochs: 2}"], r"duplicate key 'epochs' \(first at line 1\)", {}),
+    ("NAS_MAX_MEMORY_GB=1e300", ["validate", "{ok}"],
+     r"^error: NAS_MAX_MEMORY_GB must be a number of gigabytes in \(0, 1,000,000\], got '1e300'$", {LIMIT_ENV: "1e300"}),
+    ("NAS_MAX_MEMORY_GB=nan", ["build", "{ok}"], r"NAS_MAX_MEMORY_GB must be a number of gigabytes", {LIMIT_ENV: "nan"}),
+    # huge integers in a genome
+    ("mlp_ratio '1e400'", ["validate", "{mlp_str}"], r"mlp_str\.yaml: stages\[0\]\.mlp_ratio must be a number > 0 and "
+                                                     r"at most 1e\+12, got '1e400'$", {}),
+    ("mlp_ratio 1e400", ["validate", "{mlp_inf}"], r"stages\[0\]\.mlp_ratio must be a finite number > 0, got inf$", {}),
+    ("401-digit mlp_ratio", ["cost", "{mlp_digits}"], r"mlp_ratio must be a number > 0 and at most 1e\+12, got a "
+                                                       r"401-digit integer$", {}),
+    ("401-digit drop_path", ["build", "{drop_digits}"], r"drop_path must be a number in \[0, 1\), got a 401-digit integer$", {}),
+    ("401-digit image_size", ["validate", "{image_digits}"],
+     r"image_size must be a whole number >= 1 and at most 2,147,483,647, got a 401-digit integer$", {}),
+    ("5,000-digit integer", ["validate", "{int_5000}"], r"int_5000\.yaml: malformed YAML at line 8, column 12: an "
+                                                        r"integer of 5,000 digits is not a usable value$", {}),
+    # YAML and JSON read strictly
+    ("duplicate key", ["build", "{dup}"], r"dup\.yaml: malformed YAML at line 8, column 1: duplicate key 'depths' "
+                                          r"\(first at line 5\); a key may appear once in a mapping$", {}),
+    ("JSON duplicate key", ["validate", "{json_dup}"], r"json_dup\.json: malformed JSON: duplicate key 'image_size'", {}),
+    ("alias bomb", ["validate", "{bomb}"], r"bomb\.yaml: malformed YAML at line 4, column \d+: its aliases \(\*name\) "
+                                           r"expand it to more than 100,000 values", {}),
+    ("recursive alias", ["validate", "{self}"], r"self\.yaml: malformed YAML .*an alias refers to the node that contains it", {}),
+    ("50 MB genome", ["validate", "{huge}"], r"huge\.yaml: 50\.0 MB is too large for a genome or config file; at most 4 MB$", {}),
+    ("50 MB study config", ["study", "run", "{huge}"], r"huge\.yaml: 50\.0 MB is too large", {}),
+    # genome types
+    ("transformer_mixer list", ["validate", "{tm_list}"],
+     r"transformer_mixer must be one of attention, reattention; got \['attention'\]$", {}),
+    ("transformer_mixer dict", ["validate", "{tm_dict}"],
+     r"transformer_mixer must be one of attention, reattention; got \{'a': 1\}$", {}),
+    ("layout C--T", ["validate", "{ctt}"], r"ctt\.yaml: layout 'C--T' is not a layout: write one letter per stage", {}),
+    # command-line flags
+    ("cost --threads 0", ["cost", "vit_cifar", "--latency", "--threads", "0"], r"^error: --threads must be a whole number "
+                                                                             r">= 1, got 0$", {}),
+    ("cost --threads -3", ["cost", "vit_cifar", "--latency", "--threads", "-3"], r"--threads must be a whole number >= 1, "
+                                                                               r"got -3$", {}),
+    ("cost --threads 1e6", ["cost", "vit_cifar", "--threads", "1e6"], r"--threads must be a whole number >= 1 and at "
+                                                                     r"most 1,024, got 1000000\.0$", {}),
+    ("cost --latency --batch 100000", ["cost", "vit_cifar", "--latency", "--batch", "100000"],
+     r"too large for this device: ~[\d.]+ GB for a batch of 100,000 images", {}),
+    ("cost --batch 0", ["cost", "vit_cifar", "--latency", "--batch", "0"], r"--batch must be a whole number >= 1, got 0$", {}),
+    ("cost --repeats nan", ["cost", "vit_cifar", "--repeats", "nan"], r"--repeats must be a finite whole number >= 1, got nan$", {}),
+    ("cost --warmup -1", ["cost", "vit_cifar", "--warmup", "-1"], r"--warmup must be a whole number >= 0, got -1$", {}),
+    ("cost --image-size 401 digits", ["cost", "vit_cifar", "--image-size", "9" * 401],
+     r"--image-size must be a whole number >= 1 and at most 2,147,483,647, got a 401-digit integer$", {}),
+    ("build --num-classes 1", ["build", "vit_cifar", "--num-classes", "1"], r"--num-classes must be a whole number >= 2, got 1$", {}),
+    ("train --lr nan", ["train", "{ok}", "--data", "synthetic", "--lr", "nan"], r"--lr must be a finite number > 0, got nan$", {}),
+    ("train --lr inf", ["train", "{ok}", "--data", "synthetic", "--lr", "inf"], r"--lr must be a finite number > 0, got inf$", {}),
+    ("train --seconds -1", ["train", "{ok}", "--data", "synthetic", "--seconds", "-1"], r"--seconds must be a number > 0, got -1", {}),
+    ("train --epochs 2.5", ["train", "{ok}", "--data", "synthetic", "--epochs", "2.5"], r"--epochs must be a whole number >= 1, "
+                                                                                       r"got 2\.5$", {}),
+    ("train --seed 2**32", ["train", "{ok}", "--data", "synthetic", "--seed", str(2**32)],
+     r"--seed must be a whole number in \[0, 4,294,967,295\], got 4294967296$", {}),
+    ("train --batch-size 0", ["train", "{ok}", "--data", "synthetic", "--batch-size", "0"], r"--batch-size must be a whole "
+                                                                                           r"number >= 1, got 0$", {}),
+    ("train --subset abc", ["train", "{ok}", "--data", "synthetic", "--subset", "abc"], r"--subset must be a whole number "
+                                                                                       r">= 1, got 'abc'$", {}),
+    ("proxy --seed -1", ["proxy", "{ok}", "--data", "synthetic", "--seed", "-1"], r"--seed must be a whole number in \[0, ", {}),
+    ("proxy --threads 0", ["proxy", "{ok}", "--data", "synthetic", "--threads", "0"], r"--threads must be a whole number >= 1", {}),
+    ("unknown flag", ["cost", "vit_cifar", "--colour", "2"], r"^error: nas: unrecognized arguments: --colour 2", {}),
+    ("missing argument", ["cost"], r"^error: nas cost: the following arguments are required: spec", {}),
+]
+
+
+@pytest.mark.parametrize("argv, message, env", [c[1:] for c in STRICT_CASES], ids=[c[0] for c in STRICT_CASES])
+def test_numbers_yaml_and_flags_are_checked_in_one_error_line(world: dict[str, str], capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                                              message: str, env: dict[str, str]) -> None:
+    for name, text in STRICT_FILES.items():
+        Path(f"{name}.{'json' if name.startswith('json') else 'yaml'}").write_text(text)
+    if any("{huge}" in a for a in argv):  # 50 MB: refused on its size, before it is read
+        Path("huge.yaml").write_text("image_size: 32\ndescription: '" + "x" * (50 << 20) + "'\n")
+    files = {**world, **{n: f"{n}.{'json' if n.startswith('json') else 'yaml'}" for n in STRICT_FILES}, "huge": "huge.yaml"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rc = main([re.sub(r"\{(\w+)\}", lambda m: files.get(m.group(1), m.group(0)), a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert re.search(message, err[0]), err[0]
+    assert len(err[0]) < 400, err[0]  # a huge value is shortened, never printed whole
+    assert not Path("R").exists()  # a refused study config started nothing
+
+
+def test_a_tampered_or_garbage_cost_cache_is_said_and_not_used(world: dict[str, str], capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    assert main(["cost", "vit_cifar", "--cache", "C", "--json"]) == 0
+    true_flops = json.loads(capsys.readouterr().out)["flops"]
+    cache = Path("C/cost_cache.jsonl")
+    record = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**record, "flops": 1}) + "\n" + "{garbage\n")  # edited without its checksum
+    assert main(["cost", "vit_cifar", "--cache", "C", "--json"]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: cost cache C/cost_cache.jsonl: 2 unusable record(s) (line 1: "
+                                               f"does not match its checksum (key {record['key']}): edited or corrupt; "
+                                               "line 2: not a JSON record"), err
+    assert json.loads(captured.out)["flops"] == true_flops  # counted again, the tampered value never used
+    assert cache.read_text().count("\n") == 3  # the recount is stored: later reads find a good record
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: __import__("nas").load_study(123), r"^load_study\(study_dir\): study_dir must be the path of a study "
+                                                r"directory \(str or Path\), got int 123$"),
+    (lambda: __import__("nas").load_study(None), r"got NoneType None$"),
+    (lambda: __import__("nas").build_model("vit_cifar")(__import__("torch").zeros(1, 3, 64, 64)),
+     r"^this network was built for inputs \[B, 3, 32, 32\] \(genome image_size 32, in_channels 3\), got \[1, 3, 64, 64\]"),
+    (lambda: __import__("nas").build_model("vit_cifar")(__import__("torch").zeros(2, 1, 32, 32)),
+     r"built for inputs \[B, 3, 32, 32\] .*got \[2, 1, 32, 32\]"),
+], ids=["load_study(123)", "load_study(None)", "64x64 into a 32x32 network", "one channel into three"])
+def test_the_python_api_raises_one_line_nas_errors(call: Any, message: str) -> None:
+    from nas.errors import NasError
+
+    with pytest.raises(NasError, match=message):
+        call()
+
+
+def test_numpy_scalars_in_a_genome_dict_are_accepted() -> None:
+    import nas
+
+    doc = {"image_size": np.int64(32), "num_classes": np.int32(10), "patch_size": np.uint8(4),
+           "stages": [{"mixer": "attention", "depth": np.int16(1), "dim": np.int64(64), "heads": 4,
+                       "mlp_ratio": np.float32(2.0)}]}
+    plain = {**ISSUE, "stages": [{**ISSUE["stages"][0], "mlp_ratio": 2.0}]}
+    assert nas.load_genome(doc).key == nas.load_genome(plain).key
+
+
 def test_disk_full_while_saving_weights_names_the_file(world: dict[str, str], capsys: pytest.CaptureFixture,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     def full(obj: Any, path: Any, *_: Any, **__: Any) -> None:

@@ -120,3 +120,18 @@ def test_the_view_converts_each_finished_trial_once_and_never_caches_a_running_o
     study.tell(running, [0.1, 1e6])
     last = view.get_trials(deepcopy=False)[-1]  # read again once finished: now its final record
     assert last.state == TrialState.COMPLETE and last.values == [0.1, 1e6]
+
+
+def test_a_wrapped_sampler_with_a_thread_lock_pickles_as_ray_tune_needs() -> None:
+    import pickle
+    import threading
+
+    import optuna
+
+    from nas.search.feedback import FeedbackSampler
+
+    sampler = FeedbackSampler(optuna.samplers.NSGAIISampler(seed=0, population_size=4))
+    sampler.inner._probe_lock = threading.Lock()  # whatever lock the inner sampler holds
+    copy = pickle.loads(pickle.dumps(sampler))
+    assert type(copy.inner._probe_lock) is type(threading.Lock()) and copy.inner._probe_lock is not sampler.inner._probe_lock
+    assert sampler.inner._probe_lock.acquire(blocking=False)  # the original keeps its own lock

@@ -77,8 +77,12 @@ def test_the_limit_comes_from_the_environment_or_the_device(monkeypatch: pytest.
     monkeypatch.setenv(LIMIT_ENV, "2.5")
     assert memory_limit() == (2_500_000_000, f"{LIMIT_ENV}=2.5")
     monkeypatch.setenv(LIMIT_ENV, "lots")
-    with pytest.raises(GenomeError, match=f"{LIMIT_ENV} must be a number of gigabytes > 0, got 'lots'"):
+    with pytest.raises(GenomeError, match=rf"{LIMIT_ENV} must be a number of gigabytes in \(0, 1,000,000\], got 'lots'"):
         memory_limit()
+    for raw in ("1e300", "nan", "inf", "-1", "0"):
+        monkeypatch.setenv(LIMIT_ENV, raw)
+        with pytest.raises(GenomeError, match=rf"^{LIMIT_ENV} must be a number of gigabytes in \(0, 1,000,000\], got '{raw}'$"):
+            memory_limit()
     monkeypatch.delenv(LIMIT_ENV)
     limit, source = memory_limit("cpu")
     assert limit > 0 and "RAM" in source

@@ -177,21 +177,21 @@ BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
     ("heads", _tiny(layout="A-A", dims=[32, 48], heads=[2, 5]),
      r"stages\[1\]\.heads 5 does not divide dim 48; allowed: a divisor of 48 \(1, 2, 3, 4, 6, 8, 12, 16, 24, 48\)"),
     ("shift_ratio above", _tiny(layout="S", shift_ratio=0.3),
-     r"stages\[0\]\.shift_ratio must be in \(0, 0\.25\].*got 0\.3"),
-    ("shift_ratio zero", _tiny(layout="S", shift_ratio=0), r"stages\[0\]\.shift_ratio must be in \(0, 0\.25\].*got 0$"),
+     r"stages\[0\]\.shift_ratio must be a number in \(0, 0\.25\], got 0\.3"),
+    ("shift_ratio zero", _tiny(layout="S", shift_ratio=0), r"stages\[0\]\.shift_ratio must be a number in \(0, 0\.25\], got 0$"),
     ("shift_ratio too small for dim", _tiny(layout="S", shift_ratio=0.01),
      r"stages\[0\]: shift_ratio 0\.01 of dim 32 shifts no channel"),
-    ("depth < 1", _tiny(depths=0), r"stages\[0\]\.depth must be >= 1, got 0"),
-    ("negative dim", _tiny(dims=-32), r"stages\[0\]\.dim must be >= 1, got -32"),
-    ("zero image size", _tiny(image_size=0), r"image_size must be >= 1, got 0"),
-    ("zero patch size", _tiny(patch_size=0), r"patch_size must be >= 1, got 0"),
-    ("one class", _tiny(num_classes=1), r"num_classes must be >= 2, got 1"),
-    ("negative mlp_ratio", _tiny(mlp_ratio=-1), r"stages\[0\]\.mlp_ratio must be > 0, got -1"),
+    ("depth < 1", _tiny(depths=0), r"stages\[0\]\.depth must be a whole number >= 1, got 0"),
+    ("negative dim", _tiny(dims=-32), r"stages\[0\]\.dim must be a whole number >= 1, got -32"),
+    ("zero image size", _tiny(image_size=0), r"image_size must be a whole number >= 1, got 0"),
+    ("zero patch size", _tiny(patch_size=0), r"patch_size must be a whole number >= 1, got 0"),
+    ("one class", _tiny(num_classes=1), r"num_classes must be a whole number >= 2, got 1"),
+    ("negative mlp_ratio", _tiny(mlp_ratio=-1), r"stages\[0\]\.mlp_ratio must be a number > 0, got -1"),
     ("zero expansion", _tiny(layout="C", stem="conv", patch_size=None, expansion=0),
-     r"stages\[0\]\.expansion must be > 0, got 0"),
+     r"stages\[0\]\.expansion must be a number > 0, got 0"),
     ("se_ratio", _tiny(layout="C", stem="conv", patch_size=None, se_ratio=2),
-     r"stages\[0\]\.se_ratio must be in \[0, 1\]"),
-    ("drop_path", _tiny(drop_path=1.0), r"drop_path must be in \[0, 1\), got 1"),
+     r"stages\[0\]\.se_ratio must be a number in \[0, 1\], got 2"),
+    ("drop_path", _tiny(drop_path=1.0), r"drop_path must be a number in \[0, 1\), got 1\.0"),
     ("image not divisible", _tiny(image_size=30), r"image_size 30 is not divisible by the total downsampling 4 "
                                                   r"\(patch_size 4 x 2\^0 stage reductions\)"),
     ("pyramid not divisible", _tiny(layout="A-A-A", image_size=40),
@@ -199,17 +199,29 @@ BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
     ("conv stem not divisible", {"layout": "C-C-T-T", "stem": "conv", "image_size": 48, "depths": 1, "dims": 32},
      r"image_size 48 is not divisible by the total downsampling 32 \(stem_stride 2 x 2\^4"),
     ("empty stages", {"stages": [], "image_size": 16}, r"stages must be a non-empty list, got \[\]"),
-    ("empty layout", _tiny(layout="--"), r"layout '--' has no stages"),
+    ("empty layout", _tiny(layout="--"), r"layout '--' is not a layout: write one letter per stage"),
+    ("doubled separator", _tiny(layout="C--A", depths=[1, 1], dims=[32, 32]), r"layout 'C--A' is not a layout"),
+    ("trailing separator", _tiny(layout="A-"), r"layout 'A-' is not a layout"),
+    ("transformer_mixer list", _tiny(layout="T", transformer_mixer=["attention"]),
+     r"transformer_mixer must be one of attention, reattention; got \['attention'\]$"),
+    ("transformer_mixer mapping", _tiny(layout="T", transformer_mixer={"a": 1}),
+     r"transformer_mixer must be one of attention, reattention; got \{'a': 1\}$"),
+    ("401-digit dim", _tiny(dims=10**400), r"stages\[0\]\.dim must be a whole number >= 1 and at most 2,147,483,647, "
+                                          r"got a 401-digit integer$"),
+    ("401-digit mlp_ratio", _tiny(mlp_ratio=10**400), r"mlp_ratio must be a number > 0 and at most 1e\+12, got a 401-digit"),
+    ("'1e400' mlp_ratio", _tiny(mlp_ratio="1e400"), r"mlp_ratio must be a number > 0 and at most 1e\+12, got '1e400'$"),
+    ("exponent of 9 digits", _tiny(mlp_ratio="1e999999999"), r"mlp_ratio must be a finite number > 0, got '1e999999999'$"),
+    ("nan drop_path", _tiny(drop_path=float("nan")), r"drop_path must be a finite number in \[0, 1\), got nan$"),
     ("no stages", {"image_size": 16}, r"stages is missing"),
     ("list length", _tiny(layout="A-A", depths=[1, 2, 3]), r"depths has 3 entries but the layout has 2 stages"),
     ("both spellings", {**_tiny(), "stages": [{"mixer": "attention", "depth": 1, "dim": 32}]},
      r"give either stages or layout, not both"),
     ("shorthand without layout", {"stages": [{"mixer": "attention", "depth": 1, "dim": 32}], "heads": 2},
      r"heads is a shorthand field and needs layout"),
-    ("string depth", _tiny(depths="two"), r"stages\[0\]\.depth must be an integer, got 'two'"),
-    ("fractional depth", _tiny(depths=1.5), r"stages\[0\]\.depth must be an integer, got 1\.5"),
-    ("boolean size", _tiny(image_size=True), r"image_size must be an integer, got True"),
-    ("string ratio", _tiny(mlp_ratio="wide"), r"stages\[0\]\.mlp_ratio must be a number, got 'wide'"),
+    ("string depth", _tiny(depths="two"), r"stages\[0\]\.depth must be a whole number >= 1, got 'two'"),
+    ("fractional depth", _tiny(depths=1.5), r"stages\[0\]\.depth must be a whole number >= 1, got 1\.5"),
+    ("boolean size", _tiny(image_size=True), r"image_size must be a whole number >= 1, got True"),
+    ("string ratio", _tiny(mlp_ratio="wide"), r"stages\[0\]\.mlp_ratio must be a number > 0, got 'wide'"),
     ("string flag", _tiny(qkv_bias="yes"), r"qkv_bias must be true or false, got 'yes'"),
     ("stages not a list", {"stages": "A", "image_size": 16}, r"stages must be a non-empty list, got 'A'"),
     ("stage not a mapping", {"stages": [3], "image_size": 16}, r"stages\[0\] must be a mapping"),
@@ -323,3 +335,15 @@ def test_shift_ratios_that_shift_the_same_channels_are_one_genome(tiny_genome) -
     from nas.layers.grid import Grid
 
     assert Shift(24, grid=Grid(4, 4, 0), shift_ratio=a.stages[0].shift_ratio).g == 5
+
+
+def test_numpy_scalars_and_arrays_count_as_the_numbers_they_hold() -> None:
+    import numpy as np
+
+    plain = parse_genome(_tiny(image_size=16, depths=2, dims=32, mlp_ratio=2.5, qkv_bias=False))
+    numpy = parse_genome(_tiny(image_size=np.int64(16), depths=np.array([2]), dims=np.int32(32),
+                               mlp_ratio=np.float32(2.5), qkv_bias=np.bool_(False)))
+    assert numpy == plain and numpy.key == plain.key
+    assert type(numpy.image_size) is int and type(numpy.stages[0].mlp_ratio) is float
+    with pytest.raises(GenomeError, match=r"image_size must be a whole number >= 1, got True"):
+        parse_genome(_tiny(image_size=np.bool_(True)))

@@ -86,3 +86,7 @@ def test_a_study_under_moasha_records_stopped_trials_pruned_with_their_rung(tmp_
             assert t.user_attrs["epochs"] == 3
     gens = [t.system_attrs["NSGAIISampler:generation"] for t in sorted(study.trials, key=lambda t: t.number)]
     assert gens[-1] >= 1  # pruned trials count towards NSGA-II's generations (population 4 of 8 trials)
+    from nas.analysis.report import _stopper
+    from nas.analysis.study import open_study
+
+    assert _stopper(open_study(out)) == " by MO-ASHA"  # the report's legend names the scheduler that stopped them

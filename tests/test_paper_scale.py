@@ -31,7 +31,7 @@ def test_defaults_stay_out_of_the_canonical_document_so_old_keys_hold() -> None:
 def test_bad_values_are_one_line_errors() -> None:
     with pytest.raises(GenomeError, match="init must be one of nas, vit, shiftvit, coatnet; got 'timm'"):
         parse_genome({**SMALL_VIT, "init": "timm"})
-    with pytest.raises(GenomeError, match=r"norm_eps must be in \(0, 0.1\), got 0.5"):
+    with pytest.raises(GenomeError, match=r"norm_eps must be a number in \(0, 0.1\), got 0.5"):
         parse_genome({**SMALL_VIT, "norm_eps": 0.5})
 
 

@@ -61,6 +61,7 @@ def test_end_to_end_study_records_everything(tmp_path: Path, ray_session: None) 
     got = trials(out, config)
     assert len(got) == 3 and all(t.state == TrialState.COMPLETE for t in got)
     assert summary["states"] == {"COMPLETE": 3}
+    assert load_optuna_study(out, config.name, config.storage).metric_names == ["val_acc", "flops"]  # dashboard names
     space = config.load_space()
     for t in got:
         a = t.user_attrs

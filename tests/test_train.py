@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -169,14 +170,22 @@ def test_config_from_dict_checks_keys_types_and_values() -> None:
     assert TrainConfig.from_dict(load_yaml("lr: 2e-3\nweight_decay: 5E-2")).lr == 0.002
     with pytest.raises(ConfigError, match=r"unknown field 'epoch'; did you mean 'epochs'\?; known: epochs, seconds"):
         TrainConfig.from_dict({"epoch": 3})
-    with pytest.raises(ConfigError, match=r"lr must be float, got str 'fast'"):
+    with pytest.raises(ConfigError, match=r"lr must be a number > 0, got 'fast'"):
         TrainConfig.from_dict({"lr": "fast"})
-    with pytest.raises(ConfigError, match=r"batch_size must be int, got bool True"):
+    with pytest.raises(ConfigError, match=r"batch_size must be a whole number >= 1, got True"):
         TrainConfig.from_dict({"batch_size": True})
-    with pytest.raises(ConfigError, match=r"batch_size must be a positive integer, got 0"):
+    with pytest.raises(ConfigError, match=r"batch_size must be a whole number >= 1, got 0"):
         TrainConfig.from_dict({"batch_size": 0})
     with pytest.raises(ConfigError, match=r"give epochs, seconds or both"):
         TrainConfig.from_dict({"epochs": None})
+    for field, value, allowed in (("lr", math.inf, "a finite number > 0"), ("weight_decay", math.nan, "a finite number >= 0"),
+                                  ("label_smoothing", math.nan, r"a finite number in \[0, 0.999\]"),
+                                  ("warmup_epochs", math.inf, "a finite number >= 0"),
+                                  ("epochs", 10**30, "a whole number >= 1 and at most 1,000,000"),
+                                  ("mixup_alpha", 10**400, "a number >= 0 and at most 1e\\+300")):
+        with pytest.raises(ConfigError, match=f"train config: {field} must be {allowed}, got "):
+            TrainConfig.from_dict({field: value})
+    assert TrainConfig(lr=np.float32(0.5), batch_size=np.int64(8)).batch_size == 8  # numpy scalars are numbers
     with pytest.raises(ConfigError, match=r"amp must be one of auto, bf16, off, got 'bf61'; did you mean 'bf16'"):
         TrainConfig(amp="bf61")
     assert cfg.replace(lr=None, batch_size=32).batch_size == 32

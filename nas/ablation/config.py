@@ -31,7 +31,9 @@ from nas.ablation.claims import Claim, parse_claims
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome import load_genome, parse_genome
 from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, STAGE_FIELDS, STAGE_FIELDS_BY_MIXER
-from nas.genome.io import load_yaml
+from nas.fields import SEED_MAX, plain, show
+from nas.genome.io import load_yaml, read_document
+from nas.genome.parse import layout_letters
 from nas.config_validation import NAME, Validator
 from nas.search.config import apply_overrides
 
@@ -47,6 +49,7 @@ TOP_FIELDS = tuple(f for f in GENOME_FIELDS if f != "stages")
 # attention stages' head width, else 32 (DeepViT's and CoAtNet's head dim).
 DEFAULT_HEAD_DIM = 32
 DEFAULT_SEEDS = (0, 1, 2)
+MAX_SEEDS = 1000  # trainings per variant
 
 
 @dataclass(frozen=True)
@@ -125,12 +128,7 @@ def load_ablation_config(path: str | Path, overrides: Sequence[str] = ()) -> Abl
     from nas.paths import check_input_file
 
     path = check_input_file(path, "ablation config")
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    doc = read_document(path, error=ConfigError)
     doc = {} if doc is None else doc
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{path}: an ablation config must be a mapping of keys, got {type(doc).__name__}")
@@ -168,10 +166,13 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
     """Apply one override to a canonical genome document (explicit stages) in place."""
     stages = doc["stages"]
     if path == "layout":
-        letters = [c for c in str(value).upper() if c not in "-_ "]
+        try:
+            letters = layout_letters(value)
+        except GenomeError as exc:
+            raise ConfigError(str(exc)) from None
         letter_map = {**MIXER_LETTERS, "T": t_mixer}
         if len(letters) != len(stages) or any(c not in letter_map for c in letters):
-            raise ConfigError(f"layout {value!r} must have one letter of C, A, R, S, T per stage of the base "
+            raise ConfigError(f"layout {show(value)} must have one letter of C, A, R, S, T per stage of the base "
                               f"({len(stages)} stages, base layout {'-'.join(_letters(doc))})")
         for stage, c in zip(stages, letters):
             stage["mixer"] = letter_map[c]
@@ -183,12 +184,12 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
         targets = _stage_targets(path, parts[1], len(stages))
         name = parts[2]
         if name not in STAGE_FIELDS:
-            raise ConfigError(f"{path}: unknown stage field {name!r}{closest(name, STAGE_FIELDS)}; "
+            raise ConfigError(f"{path}: unknown stage field {show(name)}{closest(name, STAGE_FIELDS)}; "
                               f"stage fields: {', '.join(STAGE_FIELDS)}")
         if isinstance(value, (list, tuple)):
             if parts[1] != "*" or len(value) != len(stages):
                 raise ConfigError(f"{path}: a list value needs stages.* and one entry per stage "
-                                  f"({len(stages)}), got {list(value)!r}")
+                                  f"({len(stages)}), got {show(list(value))}")
             values = list(value)
         else:
             values = [value] * len(stages)
@@ -197,7 +198,7 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
         return
     if path not in TOP_FIELDS:
         known = (*TOP_FIELDS, "layout", "stages.N.FIELD", "stages.*.FIELD")
-        raise ConfigError(f"unknown genome field {path!r}{closest(path, (*TOP_FIELDS, 'layout'))}; "
+        raise ConfigError(f"unknown genome field {show(path)}{closest(path, (*TOP_FIELDS, 'layout'))}; "
                           f"fields: {', '.join(known)}")
     doc[path] = value
 
@@ -252,12 +253,22 @@ def _norm(value: Any) -> Any:
         return tuple(_norm(v) for v in value)
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, (int, float)):
-        return round(float(value), 12)
     try:
+        if isinstance(value, (int, float)):
+            return round(float(value), 12)
         return round(float(Fraction(str(value).strip())), 12)
+    except OverflowError:  # a 401-digit value is compared as it is
+        return value
     except (ValueError, ZeroDivisionError):
         return str(value)
+
+
+def _yaml_value(raw: str) -> Any:
+    """A ``field=value`` value as YAML reads it, or the text itself when it is no YAML."""
+    try:
+        return load_yaml(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        return raw.strip()
 
 
 def _show(value: Any) -> str:
@@ -265,7 +276,7 @@ def _show(value: Any) -> str:
         return "-".join(_show(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return show(value) if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _level_name(short: str, value: Any) -> str:
@@ -293,7 +304,7 @@ class _AblationValidator(Validator):
         doc = self.mapping("ablation config", raw, FIELDS)
         name = doc.get("name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {name!r}")
+            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {show(name)}")
         if doc.get("base") is None:
             raise self.error("base is missing: a preset name, a genome file or an inline genome mapping")
         base = self.genome("base", doc["base"])
@@ -320,7 +331,7 @@ class _AblationValidator(Validator):
         if collapse == "auto" or collapse is None:
             collapse = any(s["mixer"] in ATTENTION_MIXERS for v in variants for s in v.genome["stages"])
         elif not isinstance(collapse, bool):
-            raise self.error(f"collapse must be auto, true or false, got {collapse!r}")
+            raise self.error(f"collapse must be auto, true or false, got {show(collapse)}")
         description = doc.get("description") or ""
         return AblationConfig(
             name=name, base=base, variants=tuple(variants), baseline=self.baseline(doc.get("baseline"), variants),
@@ -337,7 +348,7 @@ class _AblationValidator(Validator):
         if value is None:
             return []
         if not isinstance(value, (list, tuple)):
-            raise self.error(f"{where} must be a list, got {value!r}")
+            raise self.error(f"{where} must be a list, got {show(value)}")
         return list(value)
 
     def genome(self, where: str, spec: Any) -> dict[str, Any]:
@@ -357,7 +368,7 @@ class _AblationValidator(Validator):
                                 "{fields: [stages.*.depth, stages.*.mlp_ratio], values: [[12, 2], [6, 4]]}"))
         paths = [doc["field"]] if paths_key == "field" else doc["fields"]
         if not isinstance(paths, (list, tuple)) or not paths or not all(isinstance(p, str) and p for p in paths):
-            raise self.error(f"{where}.{paths_key} must name genome fields such as stages.*.depth, got {paths!r}")
+            raise self.error(f"{where}.{paths_key} must name genome fields such as stages.*.depth, got {show(paths)}")
         values = self.items(f"{where}.values", doc["values"])
         if not values:
             raise self.error(f"{where}.values is empty")
@@ -368,7 +379,7 @@ class _AblationValidator(Validator):
         for j, value in enumerate(values):
             if paths_key == "fields":
                 if not isinstance(value, (list, tuple)) or len(value) != len(paths):
-                    raise self.error(f"{where}.values[{j}] must list one value per field ({len(paths)}), got {value!r}")
+                    raise self.error(f"{where}.values[{j}] must list one value per field ({len(paths)}), got {show(value)}")
                 pairs = tuple(zip(paths, value))
             else:
                 pairs = ((paths[0], value),)
@@ -400,7 +411,7 @@ class _AblationValidator(Validator):
         try:
             genome = apply_genome_overrides(base, overrides)
         except ConfigError as exc:
-            raise self.error(f"variant {name!r}: {exc}") from None
+            raise self.error(f"variant {show(name)}: {exc}") from None
         return Variant(name=name, overrides=overrides, genome=genome)
 
     def baseline(self, value: Any, variants: list[Variant]) -> str:
@@ -416,21 +427,23 @@ class _AblationValidator(Validator):
             if not sep:
                 wanted = []
                 break
-            wanted.append((path.strip(), _norm(load_yaml(raw) if raw.strip() else None)))
+            wanted.append((path.strip(), _norm(_yaml_value(raw))))
         matches = [v for v in variants if wanted and
                    all(any(p == path and _norm(val) == want for p, val in v.overrides) for path, want in wanted)]
         if len(matches) != 1:
             what = "matches no variant" if not matches else f"matches {len(matches)} variants"
             names = ", ".join(repr(v.name) for v in variants)
-            raise self.error(f"baseline {text!r} {what}; give a variant name ({names}) or field=value pairs that "
+            raise self.error(f"baseline {show(text)} {what}; give a variant name ({names}) or field=value pairs that "
                              f"pick one")
         return matches[0].name
 
     def seeds(self, value: Any) -> tuple[int, ...]:
+        value = plain(value)
         if isinstance(value, int) and not isinstance(value, bool):
-            value = list(range(self.number("seeds", value, minimum=1, strict=False, integer=True)))
-        seeds = [self.number(f"seeds[{i}]", s, minimum=0, strict=False, integer=True)
+            value = list(range(self.number("seeds", value, minimum=1, strict=False, integer=True, cap=MAX_SEEDS)))
+        seeds = [self.number(f"seeds[{i}]", s, minimum=0, strict=False, integer=True, maximum=SEED_MAX)
                  for i, s in enumerate(self.items("seeds", value))]
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise self.error(f"seeds must be a non-empty list of distinct integers (or a count), got {value!r}")
+        if not seeds or len(set(seeds)) != len(seeds) or len(seeds) > MAX_SEEDS:
+            raise self.error(f"seeds must be a non-empty list of at most {MAX_SEEDS:,} distinct integers (or a count), "
+                             f"got {show(value)}")
         return tuple(seeds)

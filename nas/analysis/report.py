@@ -109,6 +109,12 @@ def _label(name: str, direction: str | None, log: bool = False) -> str:
     return text
 
 
+def _stopper(view: StudyView) -> str:
+    """The scheduler that stopped a study's pruned trials, as the legend names it."""
+    kind = (getattr(view.config, "scheduler", None) or {}).get("kind")
+    return {"moasha": " by MO-ASHA", "asha": " by ASHA"}.get(kind, "")
+
+
 def _agg() -> Any:
     import matplotlib
 
@@ -143,7 +149,7 @@ def plot_pareto(view: StudyView, frame: pd.DataFrame, path: Path) -> Path:
         ax.scatter(done[x], done[y], s=28, color="0.6", alpha=0.8, label=f"complete trials ({len(done)})", zorder=2)
     if len(pruned):
         ax.scatter(pruned[x], pruned[y], s=36, marker="v", facecolors="none", edgecolors="tab:orange",
-                   label=f"stopped early by ASHA ({len(pruned)}, {y} when stopped)", zorder=2)
+                   label=f"stopped early{_stopper(view)} ({len(pruned)}, {y} when stopped)", zorder=2)
     if len(infeasible):
         ax.scatter(infeasible[x], [0.02] * len(infeasible), s=40, marker="x", color="tab:red",
                    transform=ax.get_xaxis_transform(), label=f"over a constraint, not trained ({len(infeasible)})",

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nas.cli.common import print_json, print_table
+from nas.cli.flags import CLASSES, IMAGE_SIZE
 from nas.genome import PRESETS, Genome, load_genome
 from nas.models import VisionNet, build_model
 
@@ -24,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "width, token grid and parameters.",
     )
     p.add_argument("spec", metavar="SPEC", help="a preset name (see `nas presets`) or a genome file (.yaml, .json)")
-    p.add_argument("--image-size", type=int, metavar="N", help="input side length, replacing the genome's")
-    p.add_argument("--num-classes", type=int, metavar="K", help="classifier outputs, replacing the genome's")
+    p.add_argument("--image-size", type=IMAGE_SIZE, metavar="N", help="input side length, replacing the genome's")
+    p.add_argument("--num-classes", type=CLASSES, metavar="K", help="classifier outputs, replacing the genome's")
     p.add_argument("--json", action="store_true", help="print params, key, layout, stages and the canonical genome")
     p.set_defaults(func=run)
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from nas.cli.common import print_json, print_table
+from nas.cli.flags import BATCH, IMAGE_SIZE, RUNS, THREADS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -15,14 +17,14 @@ def add_parser(subparsers: Any) -> None:
         "broken down by stage and operator; --latency also measures latency, throughput and peak memory.",
     )
     p.add_argument("spec", help="preset name or genome file (YAML/JSON)")
-    p.add_argument("--image-size", type=int, default=None, help="input resolution (overrides the genome's)")
-    p.add_argument("--batch", type=int, default=1, help="batch size for --latency (FLOPs are always per image)")
+    p.add_argument("--image-size", type=IMAGE_SIZE, default=None, help="input resolution (overrides the genome's)")
+    p.add_argument("--batch", type=BATCH, default=1, help="batch size for --latency (FLOPs are always per image)")
     p.add_argument("--device", default=None, help="cpu | cuda[:N] for --latency (default: CUDA when available)")
     p.add_argument("--latency", action="store_true", help="also measure latency, images/s and peak memory")
     p.add_argument("--train-step", action="store_true", help="with --latency: time a training step, not inference")
-    p.add_argument("--warmup", type=int, default=3, help="untimed runs before timing (default 3)")
-    p.add_argument("--repeats", type=int, default=10, help="timed runs; the median is reported (default 10)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads while timing (default: torch's)")
+    p.add_argument("--warmup", type=RUNS(0), default=3, help="untimed runs before timing (default 3)")
+    p.add_argument("--repeats", type=RUNS(1), default=10, help="timed runs; the median is reported (default 10)")
+    p.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads while timing (default: torch's)")
     p.add_argument("--cache", default=None, metavar="DIR", help="study directory whose cost cache to read and fill")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
@@ -39,11 +41,14 @@ def run(args: argparse.Namespace) -> int:
         from nas.paths import check_output_dir
 
         check_output_dir(args.cache, "--cache")
-    for option, value, least in (("--batch", args.batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
-        if value < least:
-            raise ConfigError(f"{option} must be >= {least}, got {value}")
     genome = load_genome(args.spec, image_size=args.image_size)
-    report = CostCache(args.cache).get_or_compute(genome) if args.cache else count_cost(genome)
+    if args.cache:
+        cache = CostCache(args.cache)
+        if cache.problems:
+            print(f"warning: {cache.describe_problems()}", file=sys.stderr)
+        report = cache.get_or_compute(genome)
+    else:
+        report = count_cost(genome)
     latency = None
     if args.latency:
         latency = measure_latency(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from nas.errors import NasError
@@ -16,8 +17,25 @@ from nas.errors import NasError
 COMMANDS = ("presets", "build", "validate", "cost", "proxy", "train", "study", "export", "ablate")
 
 
+class UsageError(NasError):
+    """A command line argparse refuses: a missing argument, an unknown flag, a flag's bad value."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a refused command line is one ``error:`` line (exit 2), not usage text.
+
+    A flag whose value a ``nas.fields`` type refused reads ``--threads must be ..., got 0``.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        flag = re.match(r"^argument ([^:/]+)(?:/[^:]+)?: (must be .*)$", message)
+        if flag:
+            raise UsageError(f"{flag.group(1)} {flag.group(2)}")
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="nas", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.description = "Neural-architecture search and ablation runner for vision transformers."
     parser.add_argument("--version", action="version", version=f"nas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -60,9 +78,9 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
-    _quiet_libraries()
     try:
+        args = parser.parse_args(argv)
+        _quiet_libraries()
         result = args.func(args)
     except NasError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from nas.cli.common import print_json, print_table
-from nas.errors import ConfigError, NasError
+from nas.cli.flags import ANY_COUNT, SEED, THREADS
+from nas.errors import NasError
 
 __all__ = ["add_parser", "run"]
 
@@ -22,9 +23,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("spec", metavar="SPEC", help="preset name (see `nas presets`) or genome file (.yaml/.json)")
     p.add_argument("--data", default="mnist5k", metavar="NAME[:PATH]", help="dataset spec (default mnist5k)")
     p.add_argument("--proxy", default="all", choices=[*PROXIES, "all"], help="which proxy (default: all)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"images in the batch (default {DEFAULT_BATCH})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batch draw")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--batch", type=ANY_COUNT, default=DEFAULT_BATCH, help=f"images in the batch (default {DEFAULT_BATCH})")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the initial weights and of the batch draw")
+    p.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
@@ -34,8 +35,6 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     import torch
 
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be a whole number >= 1, got {args.threads}")
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

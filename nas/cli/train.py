@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from nas.cli.common import print_json, print_table
+from nas.cli.flags import BATCH, COUNT, EPOCHS, RATE, SECONDS, SEED
 from nas.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -20,12 +21,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("spec", metavar="SPEC", help="preset name (see `nas presets`) or genome file (.yaml/.json)")
     p.add_argument("--data", default="mnist5k", metavar="NAME[:PATH]",
                    help="mnist5k (default, embedded), cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE, synthetic")
-    p.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's, 5)")
-    p.add_argument("--seconds", type=float, help="wall-clock budget; alone, it replaces the epoch budget")
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights and batch order")
-    p.add_argument("--subset", type=int, help="train on only N training images (quick checks)")
+    p.add_argument("--epochs", type=EPOCHS, help="epochs to train (default: the recipe's, 5)")
+    p.add_argument("--seconds", type=SECONDS, help="wall-clock budget; alone, it replaces the epoch budget")
+    p.add_argument("--batch-size", type=BATCH, dest="batch_size")
+    p.add_argument("--lr", type=RATE, help="peak learning rate")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the split, initial weights and batch order")
+    p.add_argument("--subset", type=COUNT, help="train on only N training images (quick checks)")
     p.add_argument("--device", help="auto (default), cpu or cuda[:N]")
     p.add_argument("--recipe", choices=("default", "paper"), default="default",
                    help="default: the family's short-run recipe; paper: the paper's ImageNet recipe "

@@ -3,14 +3,21 @@
 In memory it is a dict; with a path it is also an append-only JSON-lines file in the study directory,
 shared by every worker of the study. Each record is written with one ``write`` on a file opened with
 ``O_APPEND``, so concurrent writers never interleave within a line; a line left unfinished by a worker
-that died is closed before the next record. Readers take only complete lines, skip lines they cannot
-parse, and the last record of a key wins. Before counting a genome the cache
-reads whatever other workers appended since it last looked.
+that died is closed before the next record. Readers take only complete lines and the last record of a
+key wins. Before counting a genome the cache reads whatever other workers appended since it last looked.
+
+Every record carries a checksum of its own content and is checked field by field when read, so an
+edited, truncated or foreign line is never used: it is listed in :attr:`CostCache.problems` (which
+``nas cost --cache`` and a study's workers print as one warning line), and the genome it would have answered for is counted again and stored afresh. A warning and a
+recount rather than an error, because a study's workers share the file and one bad line must not stop
+them; the count a search relies on is always one this cache computed or verified.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,6 +25,7 @@ from typing import Any
 
 from nas.cost.flops import COST_FORMAT, CostReport, count_cost
 from nas.errors import NasError
+from nas.fields import show
 from nas.genome.schema import Genome
 
 __all__ = ["CostCache"]
@@ -42,6 +50,8 @@ class CostCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.problems: list[str] = []  # unusable lines, as "line N: why"
+        self._lines = 0  # complete lines already read
         self.refresh()
 
     # -- disk -----------------------------------------------------------------------------------
@@ -57,18 +67,32 @@ class CostCache:
             except OSError as exc:
                 raise NasError(f"cannot read the cost cache {self.path}: {exc}") from None
             end = data.rfind(b"\n") + 1  # a line still being written is left for the next read
-            read = 0
+            read, problems = 0, []
             for line in data[:end].splitlines():
-                report = _parse(line)
+                self._lines += 1
+                report, problem = _parse(line)
                 if report is not None:
                     self._reports[report.key] = report
                     read += 1
+                elif problem is not None:
+                    problems.append(f"line {self._lines}: {problem}")
             self._offset += end
+        self.problems += problems
         return read
+
+    def describe_problems(self, problems: list[str] | None = None) -> str:
+        """One line on the unusable records (all of them by default), or ``""`` when there are none."""
+        problems = self.problems if problems is None else problems
+        if not problems:
+            return ""
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        return (f"cost cache {self.path}: {len(problems)} unusable record(s) ({shown}); they are not used and "
+                f"their genomes are counted again (delete those lines to silence this)")
 
     def _append(self, report: CostReport) -> None:
         assert self.path is not None
-        line = (json.dumps({**report.to_dict()}, separators=(",", ":")) + "\n").encode()
+        record = report.to_dict()
+        line = (json.dumps({**record, "checksum": _checksum(record)}, separators=(",", ":")) + "\n").encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -131,12 +155,43 @@ class CostCache:
         return f"CostCache({where}, {len(self)} reports, {self.hits} hits, {self.misses} misses)"
 
 
-def _parse(line: bytes) -> CostReport | None:
-    """One record, or ``None`` for a torn, foreign or older-format line."""
+def _checksum(record: Mapping[str, Any]) -> str:
+    text = json.dumps({k: v for k, v in record.items() if k != "checksum"}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_KEY = re.compile(r"^[0-9a-f]{12}$")
+_COUNTS = ("params", "trainable_params", "flops", "image_size")
+_TABLES = ("params_by_stage", "flops_by_stage", "flops_by_operator", "unsupported_ops")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _parse(line: bytes) -> tuple[CostReport | None, str | None]:
+    """One record, or ``None`` and why it cannot be used (``None`` too for a blank line)."""
+    if not line.strip():
+        return None, None
     try:
         doc = json.loads(line)
-        if not isinstance(doc, dict) or doc.get("format") != COST_FORMAT or not doc.get("key"):
-            return None
-        return CostReport.from_dict(doc)
-    except (ValueError, TypeError):
-        return None
+    except ValueError:
+        return None, "not a JSON record (cut short or edited)"
+    if not isinstance(doc, dict):
+        return None, "not a JSON record (cut short or edited)"
+    key = doc.get("key")
+    about = f" (key {key})" if isinstance(key, str) and _KEY.match(key) else ""
+    if doc.get("format") != COST_FORMAT:
+        return None, f"counted by cost format {show(doc.get('format'))}, not {COST_FORMAT}{about}"
+    if doc.get("checksum") != _checksum(doc):
+        what = "has no checksum" if "checksum" not in doc else "does not match its checksum"
+        return None, f"{what}{about}: edited or corrupt"
+    bad = [f for f in _COUNTS if not _count(doc.get(f))]
+    bad += [f for f in _TABLES if not isinstance(doc.get(f), dict) or not all(
+        isinstance(k, str) and _count(v) for k, v in doc[f].items())]
+    if not about or bad:
+        return None, f"field {bad[0] if bad else 'key'} is not a valid count{about}"
+    try:
+        return CostReport.from_dict(doc), None
+    except (ValueError, TypeError) as exc:
+        return None, f"not a cost record{about}: {exc}"

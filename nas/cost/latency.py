@@ -36,8 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import NasError
+from nas.fields import INT32_MAX, integer
 from nas.genome.schema import Genome
 from nas.runtime import device_name, pick_device
+
+MAX_RUNS = 10**6  # warm-up or timed runs of one measurement
+MAX_THREADS = 1024  # torch CPU threads
 
 __all__ = ["LatencyReport", "measure_latency"]
 
@@ -135,10 +139,12 @@ def measure_latency(
     sets torch's CPU thread count for the measurement (default: as it is); CPU latency depends on it
     strongly, more so on a shared machine, so it is part of the report's ``device_name``.
     """
-    if batch_size < 1 or repeats < 1 or warmup < 0:
-        raise NasError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    batch_size = integer("batch_size", batch_size, minimum=1, cap=INT32_MAX)
+    repeats = integer("repeats", repeats, minimum=1, cap=MAX_RUNS)
+    warmup = integer("warmup", warmup, minimum=0, cap=MAX_RUNS)
+    threads = None if threads is None else integer("threads", threads, minimum=1, cap=MAX_THREADS)
     previous = torch.get_num_threads()
-    if threads:
+    if threads is not None:
         torch.set_num_threads(threads)
     try:
         return _measure(subject, batch_size, device, train_step, warmup, repeats, image_size)
@@ -159,6 +165,11 @@ def _measure(
     given = isinstance(subject, nn.Module)
     cpu_peak = _CpuPeak().__enter__() if dev.type == "cpu" else None  # counts the build too (module docstring)
     model, size, channels = _resolve(subject, image_size)
+    genome = getattr(model, "genome", None)
+    if isinstance(genome, Genome):  # the batch's activations must fit too, before the input is allocated
+        from nas.models.footprint import check_fits
+
+        check_fits(genome, batch_size=batch_size, training=train_step, device=str(dev))
     held = _module_bytes(model) if given else 0  # already resident: not in the growth
     was_training = model.training
     if train_step and given:

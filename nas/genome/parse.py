@@ -6,11 +6,12 @@ message names the field, the value and what is allowed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from fractions import Fraction
 from typing import Any
 
 from nas.errors import GenomeError, closest
+from nas.fields import INT32_MAX, choice, flag, integer, plain_tree, real, show
 from nas.genome.schema import (
     shifted_channels,
     ATTENTION_MIXERS,
@@ -23,7 +24,7 @@ from nas.genome.schema import (
     Stage,
 )
 
-__all__ = ["parse_genome"]
+__all__ = ["parse_genome", "layout_letters"]
 
 SHORTHAND_FIELDS = ("layout", "depths", "dims", "transformer_mixer")
 PER_STAGE_SHORTHAND = ("heads", "mlp_ratio", "shift_ratio", "expansion", "se_ratio", "reattn_norm")
@@ -42,68 +43,69 @@ DEFAULT_NORM_EPS = 1e-5
 STAGE_DEFAULTS = {"mlp_ratio": 4.0, "shift_ratio": 1 / 12, "expansion": 4.0, "se_ratio": 0.25, "reattn_norm": "batch"}
 
 
-# -- scalar coercion ------------------------------------------------------------------------------
+# -- scalar coercion (the rules are nas.fields'; here only the genome's ranges) -------------------------
+MAX_SIZE = INT32_MAX  # sides, widths, depths, classes: the size guard refuses far smaller networks first
+MAX_RATIO = 1e12  # mlp_ratio, expansion: past this the size arithmetic itself overflows
+
+
 def _int(where: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        isinstance(value, float) and not value.is_integer()
-    ):
-        raise GenomeError(f"{where} must be an integer, got {value!r}")
-    if int(value) < minimum:
-        raise GenomeError(f"{where} must be >= {minimum}, got {int(value)}")
-    return int(value)
+    return integer(where, value, minimum=minimum, cap=MAX_SIZE, error=GenomeError)
 
 
-def _float(where: str, value: Any) -> float:
-    """A float; fractions such as ``"1/12"`` are accepted because the papers write ratios that way."""
-    if isinstance(value, str):
-        try:
-            value = float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise GenomeError(f"{where} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise GenomeError(f"{where} must be a number, got {value!r}")
-    return float(value)
+def _float(where: str, value: Any, minimum: float | None = None, maximum: float | None = None, *,
+           low_open: bool = False, high_open: bool = False) -> float:
+    """A finite number; fractions such as ``"1/12"`` are accepted because the papers write ratios that way."""
+    return real(where, value, minimum=minimum, maximum=maximum, low_open=low_open, high_open=high_open,
+                cap=MAX_RATIO, text=True, error=GenomeError)
 
 
 def _positive(where: str, value: Any) -> float:
-    out = _float(where, value)
-    if out <= 0:
-        raise GenomeError(f"{where} must be > 0, got {out:g}")
-    return out
+    return _float(where, value, 0, low_open=True)
 
 
 def _choice(where: str, value: Any, name: str) -> str:
-    allowed = CHOICES[name]
-    if value not in allowed:
-        raise GenomeError(f"{where} must be one of {', '.join(allowed)}; got {value!r}{closest(str(value), allowed)}")
-    return str(value)
+    return choice(where, value, CHOICES[name], error=GenomeError)
 
 
 def _bool(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise GenomeError(f"{where} must be true or false, got {value!r}")
-    return value
+    return flag(where, value, error=GenomeError)
 
 
 def _mixer(where: str, value: Any) -> str:
-    if value not in MIXER_NAMES:
-        raise GenomeError(
-            f"unknown mixer {value!r} at {where}{closest(str(value), MIXER_NAMES)}; known: {', '.join(sorted(MIXER_NAMES))}"
-        )
-    return str(value)
+    if not isinstance(value, str) or value not in MIXER_NAMES:
+        hint = closest(value, MIXER_NAMES) if isinstance(value, str) else ""
+        raise GenomeError(f"unknown mixer {show(value)} at {where}{hint}; known: {', '.join(sorted(MIXER_NAMES))}")
+    return value
+
+
+_LAYOUT = re.compile(r"^[A-Za-z](?:[-_ ]?[A-Za-z])*$")
+LAYOUT_HELP = "one letter per stage, such as 'C-C-T-T'"
+
+
+def layout_letters(layout: Any, where: str = "layout") -> list[str]:
+    """``'C-C-T-T'`` -> ``['C', 'C', 'T', 'T']``: letters, each pair separated by at most one ``-``, ``_`` or space.
+
+    ``'C--T'`` or ``'C-T-'`` is refused rather than read as ``'C-T'``: a stage is missing or a letter mistyped.
+    """
+    if not isinstance(layout, str) or not layout.strip():
+        raise GenomeError(f"{where} must be a string such as 'C-C-T-T', got {show(layout)}")
+    if not _LAYOUT.match(layout.strip()):
+        raise GenomeError(f"{where} {show(layout)} is not a layout: write {LAYOUT_HELP} (letters C, A, R, S, T, "
+                          f"each pair separated by one '-')")
+    return [c for c in layout.strip().upper() if c not in "-_ "]
 
 
 def _check_keys(where: str, doc: Mapping[str, Any], known: tuple[str, ...]) -> None:
     for key in doc:
         if key not in known:
-            raise GenomeError(f"unknown key {key!r} in {where}{closest(str(key), known)}; known: {', '.join(known)}")
+            raise GenomeError(f"unknown key {show(key)} in {where}{closest(str(key), known)}; known: {', '.join(known)}")
 
 
 # -- stages ---------------------------------------------------------------------------------------
 def _parse_stage(i: int, doc: Any) -> Stage:
     where = f"stages[{i}]"
     if not isinstance(doc, Mapping):
-        raise GenomeError(f"{where} must be a mapping such as {{mixer: attention, depth: 2, dim: 64}}, got {doc!r}")
+        raise GenomeError(f"{where} must be a mapping such as {{mixer: attention, depth: 2, dim: 64}}, got {show(doc)}")
     _check_keys(where, doc, STAGE_FIELDS)
     for required in ("mixer", "depth", "dim"):
         if required not in doc:
@@ -130,9 +132,7 @@ def _parse_stage(i: int, doc: Any) -> Stage:
         if name == "reattn_norm":
             values[name] = _choice(f"{where}.reattn_norm", raw, "reattn_norm")
         elif name == "shift_ratio":
-            ratio = _float(f"{where}.shift_ratio", raw)
-            if not 0 < ratio <= 0.25:
-                raise GenomeError(f"{where}.shift_ratio must be in (0, 0.25] (4 directions), got {ratio:g}")
+            ratio = _float(f"{where}.shift_ratio", raw, 0, 0.25, low_open=True)  # 4 directions
             channels = shifted_channels(ratio, dim)
             if channels < 1:
                 raise GenomeError(f"{where}: shift_ratio {ratio:g} of dim {dim} shifts no channel; need shift_ratio*dim >= 1")
@@ -140,10 +140,7 @@ def _parse_stage(i: int, doc: Any) -> Stage:
             # shift the same channels are one genome with one key (a search never trains it twice).
             values[name] = channels / dim
         elif name == "se_ratio":
-            ratio = _float(f"{where}.se_ratio", raw)
-            if not 0 <= ratio <= 1:
-                raise GenomeError(f"{where}.se_ratio must be in [0, 1] (0 disables squeeze-excitation), got {ratio:g}")
-            values[name] = ratio
+            values[name] = _float(f"{where}.se_ratio", raw, 0, 1)  # 0 disables squeeze-excitation
         else:
             values[name] = _positive(f"{where}.{name}", raw)
     return Stage(mixer=mixer, depth=depth, dim=dim, **values)
@@ -162,21 +159,13 @@ def _expand_shorthand(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if "stages" in doc:
         raise GenomeError("give either stages or layout, not both")
     layout = doc.pop("layout")
-    if not isinstance(layout, str) or not layout.strip():
-        raise GenomeError(f"layout must be a string such as 'C-C-T-T', got {layout!r}")
-    t_mixer = doc.pop("transformer_mixer", "attention")
-    if t_mixer not in ATTENTION_MIXERS:
-        raise GenomeError(
-            f"transformer_mixer must be one of {', '.join(sorted(ATTENTION_MIXERS))}; got {t_mixer!r}"
-            f"{closest(str(t_mixer), ATTENTION_MIXERS)}"
-        )
-    letters = [c for c in layout.upper() if c not in "-_ "]
-    if not letters:
-        raise GenomeError(f"layout {layout!r} has no stages; write one letter per stage, such as 'C-C-T-T'")
+    letters = layout_letters(layout)
+    t_mixer = choice("transformer_mixer", doc.pop("transformer_mixer", "attention"), sorted(ATTENTION_MIXERS),
+                     error=GenomeError)
     letter_map = {**MIXER_LETTERS, "T": t_mixer}
     for c in letters:
         if c not in letter_map:
-            raise GenomeError(f"layout {layout!r}: unknown letter {c!r}; allowed: C (conv), A (attention), R (reattention), S (shift), T (transformer_mixer)")
+            raise GenomeError(f"layout {show(layout)}: unknown letter {c!r}; allowed: C (conv), A (attention), R (reattention), S (shift), T (transformer_mixer)")
     n = len(letters)
     for required in ("depths", "dims"):
         if required not in doc:
@@ -208,7 +197,7 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     if not isinstance(doc, Mapping):
         got = "an empty document" if doc is None else type(doc).__name__
         raise GenomeError(f"a genome must be a mapping of fields, got {got}")
-    doc = {k: v for k, v in doc.items() if k not in IGNORED_KEYS}
+    doc = {k: plain_tree(v) for k, v in doc.items() if k not in IGNORED_KEYS}  # numpy scalars count as numbers
     doc.update({k: v for k, v in overrides.items() if v is not None})
     known = GENOME_FIELDS + SHORTHAND_FIELDS + PER_STAGE_SHORTHAND
     _check_keys("genome", doc, known)
@@ -222,7 +211,7 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     if raw_stages is None:
         raise GenomeError("stages is missing: give a list of stages or a layout such as 'A' or 'C-C-T-T'")
     if not isinstance(raw_stages, (list, tuple)) or not raw_stages:
-        raise GenomeError(f"stages must be a non-empty list, got {raw_stages!r}")
+        raise GenomeError(f"stages must be a non-empty list, got {show(raw_stages)}")
     stages = tuple(_parse_stage(i, s) for i, s in enumerate(raw_stages))
 
     stem = _choice("stem", doc.get("stem", "patch"), "stem")
@@ -245,17 +234,12 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
             f"pool 'cls' needs the last stage to be attention or reattention, got stages[{len(stages) - 1}].mixer "
             f"{stages[-1].mixer!r} (only attention writes the image into the cls token); use pool: mean"
         )
-    drop_path = _float("drop_path", doc.get("drop_path", 0.0))
-    if not 0 <= drop_path < 1:
-        raise GenomeError(f"drop_path must be in [0, 1), got {drop_path:g}")
-    fields["drop_path"] = drop_path
+    fields["drop_path"] = _float("drop_path", doc.get("drop_path", 0.0), 0, 1, high_open=True)
     hidden = doc.get("head_hidden")
     fields["head_hidden"] = _int("head_hidden", hidden) if hidden is not None else None
     eps = doc.get("norm_eps")
-    if eps is not None:
-        eps = _positive("norm_eps", eps)
-        if eps >= 0.1:
-            raise GenomeError(f"norm_eps must be in (0, 0.1), got {eps:g} (LayerNorm's epsilon; timm's ViTs use 1e-6)")
+    if eps is not None:  # LayerNorm's epsilon; timm's ViTs use 1e-6
+        eps = _float("norm_eps", eps, 0, 0.1, low_open=True, high_open=True)
     fields["norm_eps"] = None if eps is None or eps == DEFAULT_NORM_EPS else eps  # the default is left out
     init = doc.get("init")
     init = None if init is None else _choice("init", init, "init")
@@ -277,7 +261,7 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
         fields["stem_dim"] = _int("stem_dim", doc.get("stem_dim", stages[0].dim))
         fields["stem_stride"] = _int("stem_stride", doc.get("stem_stride", 2))
         if fields["stem_stride"] not in (1, 2):
-            raise GenomeError(f"stem_stride must be 1 or 2, got {fields['stem_stride']}")
+            raise GenomeError(f"stem_stride must be 1 or 2, got {fields['stem_stride']:,}")
         total = fields["stem_stride"] * 2 ** len(stages)
         how = f"stem_stride {fields['stem_stride']} x 2^{len(stages)} stage reductions"
     if fields["image_size"] % total:

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from nas.errors import DataError
 from nas.genome import ATTENTION_MIXERS
 from nas.genome.schema import Genome, Stage
 from nas.layers.block import Block
@@ -20,7 +21,7 @@ from nas.layers.norms import make_norm
 from nas.layers.registry import get_mixer
 from nas.layers.stems import ConvStem, PatchMerging, PatchStem
 
-__all__ = ["VisionNet", "build_model"]
+__all__ = ["VisionNet", "InputShapeError", "build_model"]
 
 _STAGE_OPTIONS = ("heads", "shift_ratio", "expansion", "se_ratio", "reattn_norm")
 
@@ -50,12 +51,17 @@ def _fan_out_conv(m: nn.Conv2d) -> None:
 CONV_INITS = {"shiftvit": _trunc_normal_conv, "coatnet": _fan_out_conv}
 
 
+class InputShapeError(DataError):
+    """An input tensor whose shape is not the one the network was built for."""
+
+
 class VisionNet(nn.Module):
     """The network a genome describes; same methods for every family (timm's contract)."""
 
     def __init__(self, genome: Genome) -> None:
         super().__init__()
         self.genome = genome
+        self.input_shape = torch.Size((genome.in_channels, genome.image_size, genome.image_size))  # [C, H, W]
         prefix = 1 if genome.pool == "cls" else 0
         first = genome.stages[0]
         first_norm = get_mixer(first.mixer).mlp_norm
@@ -135,6 +141,11 @@ class VisionNet(nn.Module):
                 m.eps = self.genome.norm_eps  # read in forward: setting it after construction is enough
 
     def forward_features(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, N, C_last]
+        if x.shape[1:] != self.input_shape:  # a few integer comparisons: nothing beside the stem's convolution
+            raise InputShapeError(f"this network was built for inputs [B, {', '.join(map(str, self.input_shape))}] "
+                                  f"(genome image_size {self.genome.image_size}, in_channels {self.genome.in_channels}), "
+                                  f"got [{', '.join(map(str, x.shape))}]; resize the images or build the genome with "
+                                  f"image_size {x.shape[-1]}")
         x = self.stem(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)

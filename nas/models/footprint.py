@@ -32,12 +32,14 @@ import os
 from dataclasses import dataclass
 
 from nas.errors import GenomeError
+from nas.fields import env_number
 from nas.genome.schema import ATTENTION_MIXERS, Genome
 
 __all__ = ["Footprint", "estimate_footprint", "estimate_macs", "memory_limit", "check_fits", "excess", "MAX_BLOCKS",
            "LIMIT_ENV"]
 
 LIMIT_ENV = "NAS_MAX_MEMORY_GB"
+MAX_LIMIT_GB = 1_000_000  # a petabyte: a larger limit is a typo, and no limit at all is the device's
 MAX_BLOCKS = 1024
 FLOAT_BYTES = 4
 TRAIN_BYTES_PER_PARAM = 16  # weight, gradient and AdamW's two moments, float32
@@ -206,12 +208,7 @@ def memory_limit(device: str | None = None) -> tuple[int, str]:
     """The byte limit a network must fit in, and where it comes from (``NAS_MAX_MEMORY_GB`` or the device)."""
     raw = os.environ.get(LIMIT_ENV, "").strip()
     if raw:
-        try:
-            gb = float(raw)
-        except ValueError:
-            gb = float("nan")
-        if not gb > 0 or gb == float("inf"):
-            raise GenomeError(f"{LIMIT_ENV} must be a number of gigabytes > 0, got {raw!r}")
+        gb = env_number(LIMIT_ENV, raw, minimum=0, maximum=MAX_LIMIT_GB, unit="gigabytes", error=GenomeError)
         return int(gb * 1e9), f"{LIMIT_ENV}={raw}"
     total, name = _device_bytes(device)
     return total, f"{name} of this machine"
@@ -237,7 +234,8 @@ def check_fits(genome: Genome, *, batch_size: int = 1, training: bool = False, d
     need = fp.bytes(batch_size, training)
     limit, source = memory_limit(device)
     if need > limit:
-        what = f"training at batch_size {batch_size}" if training else "one image"
+        what = (f"training at batch_size {batch_size:,}" if training else
+                "one image" if batch_size == 1 else f"a batch of {batch_size:,} images")
         raise GenomeError(
             f"too large for this device: ~{_gb(need)} for {what} ({fp.params:,} params, mostly {fp.largest}); "
             f"the limit is {_gb(limit)} ({source}); make it smaller or set {LIMIT_ENV}"

@@ -10,7 +10,6 @@ strings); ``--set key.sub=value`` overrides are parsed the same way.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ import yaml
 
 from nas.config_validation import NAME, Validator
 from nas.errors import ConfigError, closest
-from nas.genome.io import load_yaml
+from nas.fields import SEED_MAX, show
+from nas.genome.io import load_yaml, read_document
 from nas.proxy.registry import PROXIES
 
 __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
@@ -153,15 +153,7 @@ def _read(path: Path) -> Any:
                           f"{path / 'study.yaml'}; `nas study resume {path}` continues that study)")
     if not path.is_file():
         raise ConfigError(f"study config not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text) if path.suffix == ".json" else load_yaml(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    return read_document(path, error=ConfigError)
 
 
 def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
@@ -195,12 +187,12 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
         key, sep, raw = str(item).partition("=")
         parts = [p.strip() for p in key.split(".")]
         if not sep or not all(parts):
-            raise ConfigError(f"--set expects key.sub=value, got {item!r}")
+            raise ConfigError(f"--set expects key.sub=value, got {show(item)}")
         try:
             value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
             problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # PyYAML's text spans lines
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {problem}") from None
+            raise ConfigError(f"--set {show(item)}: the value is not valid YAML: {problem}") from None
         node = out
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
@@ -220,7 +212,7 @@ class _Validator(Validator):
                 raise self.error(f"{key} is missing")
         name = doc.get("name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {name!r}")
+            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {show(name)}")
         objectives = self.objectives(doc["objectives"])
         budget = self.budget(doc.get("budget"))
         default_sampler = "nsga2" if len(objectives) > 1 else "tpe"
@@ -229,7 +221,7 @@ class _Validator(Validator):
             budget=budget, constraints=self.constraints(doc.get("constraints")),
             sampler=self.choice("sampler", doc.get("sampler") or default_sampler, SAMPLERS),
             n_trials=self.number("n_trials", doc.get("n_trials", 24), minimum=1, strict=False, integer=True),
-            seed=self.number("seed", doc.get("seed", 0), minimum=0, strict=False, integer=True),
+            seed=self.number("seed", doc.get("seed", 0), minimum=0, strict=False, integer=True, maximum=SEED_MAX),
             resources=self.resources(doc.get("resources")),
             max_concurrent=self.number("max_concurrent", doc.get("max_concurrent", 1), minimum=1, strict=False,
                                        integer=True),
@@ -246,13 +238,13 @@ class _Validator(Validator):
     # -- fields ------------------------------------------------------------------------------------
     def space(self, value: Any) -> str:
         if not isinstance(value, (str, Path)) or not str(value).strip():
-            raise self.error(f"space must be the path of a search-space file, got {value!r}")
+            raise self.error(f"space must be the path of a search-space file, got {show(value)}")
         path = Path(value).expanduser()
         candidates = [path] if path.is_absolute() else [(self.base_dir or Path.cwd()) / path, Path.cwd() / path]
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             tried = " or ".join(str(p) for p in dict.fromkeys(candidates))
-            raise self.error(f"space: search-space file {str(value)!r} not found (looked at {tried})")
+            raise self.error(f"space: search-space file {show(str(value))} not found (looked at {tried})")
         from nas.search.space import load_space
 
         load_space(found)  # a bad space fails now, not when the first trial starts
@@ -306,7 +298,7 @@ class _Validator(Validator):
             return None
         if not isinstance(value, str) or not _URL.match(value):
             raise self.error(f"storage must be null (an SQLite file in the study directory) or an SQLAlchemy URL "
-                             f"such as sqlite:///study.db or postgresql://user@host/db, got {value!r}")
+                             f"such as sqlite:///study.db or postgresql://user@host/db, got {show(value)}")
         return value
 
     def prescreen(self, value: Any) -> dict[str, Any] | None:
@@ -322,14 +314,9 @@ class _Validator(Validator):
                              f"got {keep:g}")
         return {"proxy": proxy, "keep": keep}
 
-    def flag(self, where: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(f"{where} must be true or false, got {value!r}")
-        return value
-
     def heartbeat(self, interval: Any, grace: Any) -> dict[str, float]:
-        out = {"heartbeat_interval": self.number("heartbeat_interval", interval, minimum=1, strict=False),
-               "grace_period": self.number("grace_period", grace, minimum=0, strict=True)}
+        out = {"heartbeat_interval": self.number("heartbeat_interval", interval, minimum=1, strict=False, cap=3600),
+               "grace_period": self.number("grace_period", grace, minimum=0, strict=True, cap=7 * 86400)}
         if out["grace_period"] <= out["heartbeat_interval"]:
             raise self.error(f"grace_period ({out['grace_period']:g} s) must exceed heartbeat_interval "
                              f"({out['heartbeat_interval']:g} s), or live trials would be taken for dead ones")
@@ -339,7 +326,7 @@ class _Validator(Validator):
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise self.error(f"storage_path must be a shared folder or a URI such as s3://bucket/nas, got {value!r}")
+            raise self.error(f"storage_path must be a shared folder or a URI such as s3://bucket/nas, got {show(value)}")
         if _URL.match(value):
             return value
         path = Path(value).expanduser()
@@ -347,12 +334,12 @@ class _Validator(Validator):
 
     def presets(self, value: Any) -> tuple[str, ...]:
         if value is not None and not isinstance(value, (str, list, tuple)):
-            raise self.error(f"reference_presets must be a list of preset names, got {value!r}")
+            raise self.error(f"reference_presets must be a list of preset names, got {show(value)}")
         names = [value] if isinstance(value, str) else list(value or [])
         from nas.genome.presets import PRESETS
 
         for name in names:
-            if name not in PRESETS:
-                raise self.error(f"reference_presets: unknown preset {name!r}{closest(str(name), PRESETS)}; "
+            if not isinstance(name, str) or name not in PRESETS:
+                raise self.error(f"reference_presets: unknown preset {show(name)}{closest(str(name), PRESETS)}; "
                                  f"see `nas presets`")
         return tuple(names)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -179,6 +181,17 @@ def feedback_view(study: optuna.Study) -> Any:
     return _FeedbackView(study)
 
 
+_RLOCK = type(threading.RLock())
+_LOCK_TYPES = (type(threading.Lock()), _RLOCK)
+
+
+@dataclass(frozen=True)
+class _Lock:
+    """A thread lock in a pickled sampler: recreated, unlocked, when the sampler is unpickled."""
+
+    reentrant: bool
+
+
 class FeedbackSampler(BaseSampler):
     """Wraps a sampler so that it learns from PRUNED trials that carry ``sampler_values``;
     infeasible and prescreened ones (``sampler_violation`` > 0) rank below every feasible trial."""
@@ -189,6 +202,21 @@ class FeedbackSampler(BaseSampler):
 
     def _view(self, study: optuna.Study) -> "_FeedbackView":
         return _FeedbackView(study, self._seen)
+
+    # Ray Tune pickles the searcher that holds this sampler; Optuna's NSGA-II sampler keeps a thread lock,
+    # which cannot be pickled: it travels as a marker and a fresh lock takes its place.
+    def __getstate__(self) -> dict[str, Any]:
+        inner = copy.copy(self.inner)
+        for name, value in vars(inner).items():
+            if isinstance(value, _LOCK_TYPES):
+                setattr(inner, name, _Lock(isinstance(value, _RLOCK)))
+        return {**self.__dict__, "inner": inner}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name, value in vars(self.inner).items():
+            if isinstance(value, _Lock):
+                setattr(self.inner, name, threading.RLock() if value.reentrant else threading.Lock())
 
     def __str__(self) -> str:
         return f"FeedbackSampler({self.inner})"

@@ -7,6 +7,7 @@ Every report carries ``final`` (False for per-epoch reports, True for the trial'
 """
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ def _cost(genome: Any, ctx: TrialContext, device: str) -> dict[str, Any]:
 
     path = Path(ctx.study_dir) / "cost.jsonl"
     if path not in _COST_CACHES:  # one per process: a reused Ray actor does not re-read the file per trial
-        _COST_CACHES[path] = CostCache(path)
+        _COST_CACHES[path] = cache = CostCache(path)
+        if cache.problems:  # never used: those genomes are counted again
+            print(f"warning: {cache.describe_problems()}", file=sys.stderr)
     report = _COST_CACHES[path].get_or_compute(genome)
     out: dict[str, Any] = {"params": int(report.params), "flops": int(report.flops), "flops_unit": report.unit}
     if ctx.needs_latency:

@@ -79,6 +79,10 @@ def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
     study = optuna.create_study(
         study_name=config.name, storage=storage, directions=config.directions(), load_if_exists=True
     )
+    if study.metric_names != list(config.objectives):  # the dashboard's names instead of "0", "1"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(config.objectives))
     study.set_user_attr("objectives", list(config.objectives))
     study.set_user_attr("directions", config.directions())
     study.set_user_attr("config", config.to_dict())

@@ -49,20 +49,19 @@ model-based sampler. Without ``dim_growth`` each stage's ``dim`` is sampled inde
 from __future__ import annotations
 
 import itertools
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from nas import fields
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome.io import read_document
-from nas.genome.parse import STAGE_DEFAULTS, parse_genome
+from nas.genome.parse import STAGE_DEFAULTS, layout_letters, parse_genome
 from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, MIXER_NAMES, STAGE_FIELDS_BY_MIXER, Genome
 
 __all__ = ["Param", "SearchSpace", "load_space"]
@@ -72,6 +71,7 @@ TOP_FIELDS = tuple(f for f in GENOME_FIELDS if f != "stages")
 OPTIONAL_STAGE = tuple(STAGE_FIELDS_BY_MIXER)  # heads, mlp_ratio, shift_ratio, expansion, se_ratio, reattn_norm
 STAGE_KEYS = ("mixer", "depth", "dim", "dim_growth") + OPTIONAL_STAGE
 SPEC_KEYS = ("choices", "int", "float", "step", "log", "tied", "when")
+MAX_FLOAT = 1e12  # a float parameter's bounds: ratios and rates, never near this
 _PROBE_DIM = 4096  # width of the stage that probes a value (wide, so that any shift ratio > 1/4096 shifts a channel)
 
 
@@ -121,27 +121,22 @@ class Param:
 
     def __str__(self) -> str:
         if self.kind == "const":
-            return f"= {self.choices[0]!r}"
+            return f"= {fields.show(self.choices[0])}"
         if self.kind == "categorical":
-            return f"choices {list(self.choices)}"
+            return f"choices {fields.show(list(self.choices))}"
         extra = (f" step {self.step:g}" if self.step else "") + (" log" if self.log else "")
         return f"{self.kind} [{self.low:g}, {self.high:g}]{extra}"
 
 
 def number(label: str, where: str, value: Any, integer: bool = False) -> float:
     """A finite number; strings such as ``"1/24"`` and ``"5e7"`` (which YAML leaves as text) are accepted."""
-    if isinstance(value, str):
-        try:
-            value = Fraction(value.strip())
-        except (ValueError, ZeroDivisionError):
-            pass
-        else:
-            value = int(value) if value.denominator == 1 else float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"search space {label}: parameter {where!r}: expected a number, got {value!r}")
-    if integer and not float(value).is_integer():
-        raise ConfigError(f"search space {label}: parameter {where!r}: expected a whole number, got {value!r}")
-    return int(value) if integer or isinstance(value, int) else float(value)
+    what = f"search space {label}: parameter {where!r}: a bound"
+    if integer:
+        return fields.integer(what, value, cap=fields.INT32_MAX, text=True, error=ConfigError)
+    value = fields.plain(value)
+    as_int = isinstance(value, int) and not isinstance(value, bool)
+    out = fields.real(what, value, cap=MAX_FLOAT, text=True, error=ConfigError)
+    return int(value) if as_int else out
 
 
 def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_when: bool = False) -> Param:
@@ -151,14 +146,14 @@ def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_
         return ConfigError(f"search space {label}: parameter {where!r}: {message}")
 
     if isinstance(raw, (list, tuple)):
-        raise fail(f"a bare list is not a parameter; write {{choices: {list(raw)!r}}}")
+        raise fail(f"a bare list is not a parameter; write {{choices: {fields.show(list(raw))}}}")
     if not isinstance(raw, Mapping):
         if raw is None or not isinstance(raw, (str, int, float, bool)):
-            raise fail(f"expected a constant or a mapping such as {{choices: [...]}}, got {raw!r}")
+            raise fail(f"expected a constant or a mapping such as {{choices: [...]}}, got {fields.show(raw)}")
         return Param(where, "const", (raw,))
     for key in raw:
         if key not in SPEC_KEYS:
-            raise fail(f"unknown key {key!r}{closest(str(key), SPEC_KEYS)}; allowed: {', '.join(SPEC_KEYS)}")
+            raise fail(f"unknown key {fields.show(key)}{closest(str(key), SPEC_KEYS)}; allowed: {', '.join(SPEC_KEYS)}")
     kinds = [k for k in ("choices", "int", "float") if k in raw]
     if len(kinds) != 1:
         raise fail(f"give exactly one of choices, int or float; got {', '.join(kinds) or 'none'}")
@@ -167,15 +162,15 @@ def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_
     if "tied" in raw and not stage:
         raise fail("tied applies to stage parameters only")
     if not isinstance(tied, bool):
-        raise fail(f"tied must be true or false, got {tied!r}")
+        raise fail(f"tied must be true or false, got {fields.show(tied)}")
     if when is not None:
         if not allow_when:
             raise fail(f"when applies to {', '.join(STAGE_FIELDS_BY_MIXER)} only")
         if not isinstance(when, list) or not when:
-            raise fail(f"when must be a non-empty list of mixers, got {when!r}")
+            raise fail(f"when must be a non-empty list of mixers, got {fields.show(when)}")
         for m in when:
             if m not in MIXER_NAMES:
-                raise fail(f"unknown mixer {m!r} in when{closest(str(m), MIXER_NAMES)}; "
+                raise fail(f"unknown mixer {fields.show(m)} in when{closest(str(m), MIXER_NAMES)}; "
                            f"allowed: {', '.join(MIXER_NAMES)}")
         when = frozenset(when)
     common = {"tied": tied, "when": when}
@@ -185,23 +180,23 @@ def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_
             if key in raw:
                 raise fail(f"{key} applies to int and float parameters, not choices")
         if not isinstance(choices, list) or not choices:
-            raise fail(f"choices must be a non-empty list, got {choices!r}")
+            raise fail(f"choices must be a non-empty list, got {fields.show(choices)}")
         for c in choices:
             if c is None or not isinstance(c, (str, int, float, bool)):
-                raise fail(f"choices must be plain values (numbers, strings, booleans), got {c!r}")
+                raise fail(f"choices must be plain values (numbers, strings, booleans), got {fields.show(c)}")
         if len(set(map(repr, choices))) != len(choices):
-            raise fail(f"choices has duplicates: {choices!r}")
+            raise fail(f"choices has duplicates: {fields.show(choices)}")
         return Param(where, "categorical", tuple(choices), **common)
     bounds = raw[kind]
     if not isinstance(bounds, list) or len(bounds) != 2:
-        raise fail(f"{kind} must be [low, high], got {bounds!r}")
+        raise fail(f"{kind} must be [low, high], got {fields.show(bounds)}")
     is_int = kind == "int"
     low, high = (number(label, where, b, integer=is_int) * (1 if is_int else 1.0) for b in bounds)
     if low > high:
         raise fail(f"low {low:g} > high {high:g}")
     log, step = raw.get("log", False), raw.get("step")
     if not isinstance(log, bool):
-        raise fail(f"log must be true or false, got {log!r}")
+        raise fail(f"log must be true or false, got {fields.show(log)}")
     if log and step is not None:
         raise fail("step and log cannot be combined")
     if log and (low < 1 if is_int else low <= 0):
@@ -277,7 +272,7 @@ class SearchSpace:
         try:
             return parse_genome(doc)
         except GenomeError as exc:  # the load-time checks exist so that this never happens
-            raise GenomeError(f"search space {self.label} produced an invalid genome {doc!r}: {exc}") from None
+            raise GenomeError(f"search space {self.label} produced an invalid genome {fields.show(doc)}: {exc}") from None
 
     def genome_from_params(self, params: Mapping[str, Any]) -> Genome:
         """Rebuild the genome of a stored trial from its params (through ``optuna.trial.FixedTrial``).
@@ -289,7 +284,7 @@ class SearchSpace:
         for name, value in params.items():
             dist = known.get(name)
             if dist is not None and not _contains(dist, value):
-                raise ConfigError(f"search space {self.label}: stored param {name!r} = {value!r} is outside this "
+                raise ConfigError(f"search space {self.label}: stored param {name!r} = {fields.show(value)} is outside this "
                                   f"space's {dist}")
         fixed = optuna.trial.FixedTrial(dict(params))
         try:
@@ -388,7 +383,7 @@ def load_space(source: str | Path | Mapping[str, Any], *, label: str | None = No
     Every problem raises :class:`ConfigError` naming the space and the parameter.
     """
     if isinstance(source, Mapping):
-        doc, default_name = dict(source), str(source.get("name", "space"))
+        doc, default_name = fields.plain_tree(dict(source)), str(source.get("name", "space"))
         label = label or default_name
     else:
         path = Path(source)
@@ -408,7 +403,7 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
 
 
 def _letters(layout: Any) -> list[str]:
-    return [c for c in str(layout).upper() if c not in "-_ "]
+    return layout_letters(layout)
 
 
 def _applies(name: str, p: Param, mixer: str) -> bool:
@@ -428,13 +423,13 @@ class _Loader:
         if doc is None:
             return {}
         if not isinstance(doc, Mapping):
-            raise self.error(f"{where} must be a mapping, got {doc!r}")
+            raise self.error(f"{where} must be a mapping, got {fields.show(doc)}")
         for key in doc:
             if key not in known:
                 hint = closest(str(key), known)
                 if where == "fixed" and key in STAGE_KEYS:
                     hint += "; stage fields belong under stage:"
-                raise self.error(f"unknown {what} {key!r} in {where}{hint}; allowed: {', '.join(known)}")
+                raise self.error(f"unknown {what} {fields.show(key)} in {where}{hint}; allowed: {', '.join(known)}")
         return doc
 
     def load(self, name: str) -> SearchSpace:
@@ -460,7 +455,7 @@ class _Loader:
         t_mixer = parse_param(self.label, "transformer_mixer", doc.get("transformer_mixer", "attention"))
         for v in self.choice_values(t_mixer):
             if v not in ATTENTION_MIXERS:
-                raise self.error(f"parameter 'transformer_mixer': got {v!r}; "
+                raise self.error(f"parameter 'transformer_mixer': got {fields.show(v)}; "
                                  f"allowed: {', '.join(sorted(ATTENTION_MIXERS))}")
         max_stages = max(counts)
         stage = self.parse_stage(doc.get("stage"), max_stages, has_layout)
@@ -473,10 +468,13 @@ class _Loader:
     def check_layouts(self, layout: Param) -> list[int]:
         counts = []
         for v in self.choice_values(layout):
-            letters = _letters(v) if isinstance(v, str) else []
+            try:
+                letters = layout_letters(v)
+            except GenomeError:
+                letters = []
             bad = [c for c in letters if c not in MIXER_LETTERS and c != "T"]
             if not letters or bad:
-                raise self.error(f"parameter 'layout': got {v!r}; a layout is letters C (conv), A (attention), "
+                raise self.error(f"parameter 'layout': got {fields.show(v)}; a layout is letters C (conv), A (attention), "
                                  f"R (reattention), S (shift), T (transformer_mixer) joined by '-', e.g. 'C-C-T-T'")
             counts.append(len(letters))
         return counts
@@ -509,7 +507,7 @@ class _Loader:
             if isinstance(spec, list):
                 if len(spec) != n:
                     raise self.error(f"parameter 'stage.{name}': a per-stage list needs {n} entries (the largest "
-                                     f"stage count), got {len(spec)}; for choices write {{choices: {spec!r}}}")
+                                     f"stage count), got {len(spec)}; for choices write {{choices: {fields.show(spec)}}}")
                 params = tuple(parse_param(self.label, f"stage.{name}[{i}]", s, stage=True, allow_when=allow_when)
                                for i, s in enumerate(spec))
                 if any(p.tied for p in params):
@@ -527,7 +525,7 @@ class _Loader:
                     for m in self.choice_values(p):
                         if m not in MIXER_NAMES:
                             hint = closest(str(m), MIXER_NAMES)
-                            raise self.error(f"parameter {p.where!r}: unknown mixer {m!r}{hint}; "
+                            raise self.error(f"parameter {p.where!r}: unknown mixer {fields.show(m)}{hint}; "
                                              f"allowed: {', '.join(MIXER_NAMES)}")
             out[name] = params
         return out
@@ -566,7 +564,7 @@ class _Loader:
             for v in space.layout.values():
                 last = _letters(v)[-1]
                 if last != "T" and MIXER_LETTERS[last] not in ATTENTION_MIXERS:
-                    raise self.error(f"{where} 'cls' needs every network to end on attention, but layout {v!r} ends "
+                    raise self.error(f"{where} 'cls' needs every network to end on attention, but layout {fields.show(v)} ends "
                                      f"on {MIXER_LETTERS[last]}; use pool: mean or end the layouts on A, R or T")
             return
         for n in counts:
@@ -591,7 +589,7 @@ class _Loader:
         try:
             parse_genome(doc)
         except GenomeError as exc:
-            raise self.error(f"parameter {where!r}: value {value!r} does not make a valid genome: {exc}") from None
+            raise self.error(f"parameter {where!r}: value {fields.show(value)} does not make a valid genome: {exc}") from None
 
     def check_stage_param(self, name: str, p: Param, mixers: set[str], base: dict[str, Any]) -> None:
         if name == "mixer":

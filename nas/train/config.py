@@ -4,11 +4,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import ConfigError, closest
+from nas.fields import FLOAT_MAX, INT32_MAX, integer, plain, real, show
 from nas.train.randaugment import parse_randaugment
 
 __all__ = ["TrainConfig"]
@@ -69,41 +70,23 @@ class TrainConfig:
     save_path: str | None = None  # write the final state dict here (torch.save)
 
     def __post_init__(self) -> None:
-        _check_positive(self, "epochs", integer=True, optional=True)
-        _check_positive(self, "seconds", optional=True)
+        for name, rule in _NUMBERS.items():  # finite, in range; ints stay ints, floats become floats
+            value = getattr(self, name)
+            if value is not None or name not in _OPTIONAL:
+                object.__setattr__(self, name, rule(f"train config: {name}", value))
         if self.epochs is None and self.seconds is None:
             raise ConfigError("train config: give epochs, seconds or both (both are null)")
-        _check_positive(self, "batch_size", integer=True)
-        _check_positive(self, "lr")
-        _check_positive(self, "eval_batch_size", integer=True)
-        _check_positive(self, "subset", integer=True, optional=True)
-        _check_positive(self, "val_subset", integer=True, optional=True)
-        _check_positive(self, "grad_clip", optional=True)
-        _check_positive(self, "repeated_aug", integer=True)
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ConfigError(f"train config: ema_decay must be in (0, 1) or null, got {self.ema_decay!r}")
-        for name, lo, hi in (("weight_decay", 0.0, None), ("warmup_epochs", 0.0, None),
-                             ("min_lr_ratio", 0.0, 1.0), ("label_smoothing", 0.0, 0.999), ("crop_pad", 0, None),
-                             ("mixup_alpha", 0.0, None), ("cutmix_alpha", 0.0, None), ("random_erasing", 0.0, 1.0)):
-            value = getattr(self, name)
-            if value < lo or (hi is not None and value > hi):
-                allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-                raise ConfigError(f"train config: {name} must be {allowed}, got {value!r}")
-        if self.rrc_scale_min is not None and not 0 < self.rrc_scale_min <= 1:
-            raise ConfigError(f"train config: rrc_scale_min must be in (0, 1] or null, got {self.rrc_scale_min!r}")
-        if self.rrc_max_ratio < 1:
-            raise ConfigError(f"train config: rrc_max_ratio must be >= 1, got {self.rrc_max_ratio!r}")
         if self.randaugment is not None:
             parse_randaugment(self.randaugment)
         if self.amp not in _AMP:
-            raise ConfigError(f"train config: amp must be one of {', '.join(_AMP)}, got {self.amp!r}"
+            raise ConfigError(f"train config: amp must be one of {', '.join(_AMP)}, got {show(self.amp)}"
                               f"{closest(str(self.amp), _AMP)}")
         if self.compile_backend not in _COMPILE_BACKENDS:
             raise ConfigError(f"train config: compile_backend must be one of {', '.join(_COMPILE_BACKENDS)}, "
-                              f"got {self.compile_backend!r}{closest(str(self.compile_backend), _COMPILE_BACKENDS)}")
+                              f"got {show(self.compile_backend)}{closest(str(self.compile_backend), _COMPILE_BACKENDS)}")
         if self.channels_last not in _AUTO_BOOL or isinstance(self.channels_last, int) and not isinstance(
                 self.channels_last, bool):
-            raise ConfigError(f"train config: channels_last must be auto, true or false, got {self.channels_last!r}")
+            raise ConfigError(f"train config: channels_last must be auto, true or false, got {show(self.channels_last)}")
 
     # -- documents ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -146,8 +129,11 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _coerce(key: str, value: Any) -> Any:
-    """Check a value against the field's type; ints are accepted for floats (YAML writes ``1`` for 1.0)."""
+    """Check a value against the field's type; numbers are left to ``_NUMBERS`` (in ``__post_init__``)."""
     allowed = _FIELD_TYPES[key]
+    value = plain(value)
+    if key in _NUMBERS and (value is not None or key not in _OPTIONAL):
+        return value
     if isinstance(value, bool):
         if bool in allowed:
             return value
@@ -161,16 +147,27 @@ def _coerce(key: str, value: Any) -> Any:
     elif isinstance(value, str) and str in allowed:
         return value
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-    raise ConfigError(f"train config: {key} must be {names}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"train config: {key} must be {names}, got {type(value).__name__} {show(value)}")
 
 
-def _check_positive(cfg: TrainConfig, name: str, *, integer: bool = False, optional: bool = False) -> None:
-    value = getattr(cfg, name)
-    if value is None and optional:
-        return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    if integer:
-        ok = ok and isinstance(value, int)
-    if not ok:
-        kind = "a positive integer" if integer else "a positive number"
-        raise ConfigError(f"train config: {name} must be {kind}{' or null' if optional else ''}, got {value!r}")
+def _int(minimum: int, cap: int = INT32_MAX) -> Callable[[str, Any], int]:
+    return lambda where, value: integer(where, value, minimum=minimum, cap=cap, error=ConfigError)
+
+
+def _real(minimum: float, maximum: float | None = None, *, low_open: bool = False, high_open: bool = False,
+          cap: float = FLOAT_MAX) -> Callable[[str, Any], float]:
+    return lambda where, value: real(where, value, minimum=minimum, maximum=maximum, low_open=low_open,
+                                     high_open=high_open, cap=cap, error=ConfigError)
+
+
+# Every numeric field: its range (a rule of nas.fields) and, as cap, a bound past which the value is a typo.
+_NUMBERS: dict[str, Callable[[str, Any], Any]] = {
+    "epochs": _int(1, 10**6), "seconds": _real(0, low_open=True, cap=1e9), "batch_size": _int(1),
+    "lr": _real(0, low_open=True), "weight_decay": _real(0), "warmup_epochs": _real(0, cap=1e6),
+    "min_lr_ratio": _real(0, 1), "label_smoothing": _real(0, 0.999), "grad_clip": _real(0, low_open=True),
+    "subset": _int(1), "val_subset": _int(1), "crop_pad": _int(0, 1024), "mixup_alpha": _real(0),
+    "cutmix_alpha": _real(0), "random_erasing": _real(0, 1), "rrc_scale_min": _real(0, 1, low_open=True),
+    "rrc_max_ratio": _real(1, cap=1e6), "repeated_aug": _int(1, 1024),
+    "ema_decay": _real(0, 1, low_open=True, high_open=True), "eval_batch_size": _int(1),
+}
+_OPTIONAL = frozenset(name for name, types_ in _FIELD_TYPES.items() if type(None) in types_)
