@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "confirm", help="retrain the study's front and the next architectures longer, over seeds; resumes",
         description="Retrain the study's Pareto front plus the next K architectures (by non-dominated rank, then "
         "crowding distance) at a longer budget over several seeds, as Ray Tune trials on the study's resources, "
-        "and report the confirmed means with 95%% intervals, the rank correlation between the study's scores and "
+        "and report the confirmed means with 95% intervals, the rank correlation between the study's scores and "
         "the confirmed ones, and the confirmed front with its hypervolume. Everything lands in DIR/confirm/ "
         "(confirm.md, .csv, .png, .json); the study itself is only read. Rerun to resume.")
     confirm.add_argument("dir", help="study directory")
