@@ -101,6 +101,10 @@ def test_parse() -> None:
     ("max:val_acc where latency_ms<=3",
      "rule 'max:val_acc where latency_ms<=3' names no objective or metric of this study: 'latency_ms'"),
     ("min:layout", "rule 'min:layout' names no objective or metric of this study: 'layout'"),
+    ("max:val_acc where flops<=1e400", "rule 'max:val_acc where flops<=1e400': condition 'flops<=1e400' compares "
+                                       "with 1e400, which is not a finite number"),
+    pytest.param("max:" + "v" * 5000, "rule 'max:" + "v" * 26 + "'... (5,004 characters) names no objective",
+                 id="a-5000-character-name"),
 ])
 def test_bad_rules(frame, rule: str, message: str) -> None:
     with pytest.raises(RuleError) as info:

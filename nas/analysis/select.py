@@ -33,6 +33,7 @@ import pandas as pd
 
 from nas.pareto import pareto_mask, to_losses
 from nas.errors import ConfigError
+from nas.fields import show
 
 __all__ = ["RuleError", "Condition", "Rule", "Selection", "parse_rule", "select", "describe_columns"]
 
@@ -100,19 +101,23 @@ def parse_rule(text: str, known: str = "") -> Rule:
     head, has_where, tail = split.group(1), split.group(2) is not None, split.group(3) or ""
     m = _HEAD.match(head)
     if not m:
-        raise RuleError(f"rule {raw!r} does not parse: expected max:NAME, min:NAME or knee, optionally followed by "
-                        f"'where NAME<=NUMBER, ...'{suffix}")
+        raise RuleError(f"rule {show(raw)} does not parse: expected max:NAME, min:NAME or knee, optionally followed "
+                        f"by 'where NAME<=NUMBER, ...'{suffix}")
     conditions: list[Condition] = []
     if has_where:
         parts = [p for p in re.split(r"\s*,\s*|\s+and\s+", tail.strip()) if p.strip()]
         if not parts:
-            raise RuleError(f"rule {raw!r}: nothing after 'where'; give conditions such as flops<=5e7{suffix}")
+            raise RuleError(f"rule {show(raw)}: nothing after 'where'; give conditions such as flops<=5e7{suffix}")
         for part in parts:
             c = _COND.match(part)
             if not c:
-                raise RuleError(f"rule {raw!r}: condition {part.strip()!r} does not parse; write NAME OP NUMBER with "
-                                f"OP one of {' '.join(OPS)}, e.g. flops<=5e7{suffix}")
-            conditions.append(Condition(c.group(1), c.group(2), float(c.group(3))))
+                raise RuleError(f"rule {show(raw)}: condition {show(part.strip())} does not parse; write NAME OP "
+                                f"NUMBER with OP one of {' '.join(OPS)}, e.g. flops<=5e7{suffix}")
+            value = float(c.group(3))
+            if not math.isfinite(value):
+                raise RuleError(f"rule {show(raw)}: condition {show(part.strip())} compares with {c.group(3)[:20]}, "
+                                f"which is not a finite number{suffix}")
+            conditions.append(Condition(c.group(1), c.group(2), value))
     kind = (m.group(1) or "knee").lower()
     return Rule(text=raw, kind=kind, name=m.group(2), conditions=tuple(conditions))
 
@@ -165,17 +170,18 @@ def select(frame: pd.DataFrame, rule: str | Rule, objectives: Mapping[str, str])
     numeric = set(_numeric(frame)) if not frame.empty else set()
     for name in rule.names:
         if name not in numeric:
-            raise RuleError(f"rule {rule.text!r} names no objective or metric of this study: {name!r}; known: {known}")
+            raise RuleError(f"rule {show(rule.text)} names no objective or metric of this study: "
+                            f"{show(name)}; known: {known}")
     complete = frame[frame["state"] == "COMPLETE"] if not frame.empty else frame
     if complete.empty:
-        raise RuleError(f"rule {rule.text!r}: the study has no COMPLETE trial to pick from")
+        raise RuleError(f"rule {show(rule.text)}: the study has no COMPLETE trial to pick from")
     mask = pd.Series(True, index=complete.index)
     for cond in rule.conditions:
         mask &= cond.holds(complete[cond.name])
     pool = complete[mask]
     if pool.empty:
         where = " and ".join(str(c) for c in rule.conditions)
-        raise RuleError(f"rule {rule.text!r} matches no complete trial ({len(complete)} complete, none with "
+        raise RuleError(f"rule {show(rule.text)} matches no complete trial ({len(complete)} complete, none with "
                         f"{where}); ranges: {known}")
     if rule.kind == "knee":
         number, reason = _knee(pool, objectives)
@@ -192,7 +198,7 @@ def _extreme(pool: pd.DataFrame, rule: Rule, objectives: Mapping[str, str]) -> t
     col = pd.to_numeric(pool[rule.name], errors="coerce")
     pool = pool[col.notna()]
     if pool.empty:
-        raise RuleError(f"rule {rule.text!r}: no matching complete trial has a value of {rule.name}")
+        raise RuleError(f"rule {show(rule.text)}: no matching complete trial has a value of {rule.name}")
     keys = [rule.name] + [o for o in objectives if o != rule.name] + ["number"]
     ascending = [rule.kind == "min"] + [objectives[o] == "minimize" for o in keys[1:-1]] + [True]
     best = pool.sort_values(keys, ascending=ascending, kind="mergesort").iloc[0]
