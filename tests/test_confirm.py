@@ -195,7 +195,7 @@ def test_bad_confirm_requests_are_one_line_errors(study_dir: Path, tmp_path: Pat
         (["study", "confirm", str(study_dir), "--epochs", "0"], "--epochs must be a whole number >= 1"),
         (["study", "confirm", str(study_dir), "--set", "n_trials=3"], "a confirmation may change only budget"),
         (["study", "confirm", str(study_dir), "--set", "budget.lr=-1"], "confirm: budget: lr must be"),
-        (["study", "confirm", str(study_dir), "--seeds", "1", "1"], "seeds must be a non-empty list of distinct"),
+        (["study", "confirm", str(study_dir), "--seeds", "1", "1"], "seeds must be a non-empty list of at most 1,000 distinct"),
         (["export", str(tmp_path / "none"), "--pick", "knee", "--confirmed"], "is not a study directory"),
     ]:
         done = cli(*args)
