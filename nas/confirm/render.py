@@ -112,7 +112,8 @@ def confirmation_markdown(conf: Confirmation) -> str:
             f"{len(conf.architectures) - n_front} by non-dominated rank and crowding distance) retrained at "
             f"{_budget(conf.budget)} (the study: {_budget(conf.study_budget)}) on {conf.data}, seeds "
             f"{', '.join(map(str, conf.seeds))}; everything else as the study's budget. The cells trained for "
-            f"{conf.cell_s:.0f} s in all (summed over cells; this call's wall time {conf.elapsed_s:.0f} s).\n")
+            f"{conf.cell_s:.0f} s in all (summed over cells), {conf.span_s:.0f} s of wall time from the first cell's "
+            f"start to the last one's end.\n")
     legend = ("mean ± sample std (ddof=1) over the complete seeds; 95% CI: Student's t-interval of the mean "
               "(scipy.stats); study rank: non-dominated rank among the study's complete trials (0 = its front); "
               "confirmed front: non-dominated at the confirmed means.")

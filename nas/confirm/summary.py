@@ -62,6 +62,7 @@ class Confirmation:
     hypervolume: dict[str, Any]
     elapsed_s: float = 0.0  # wall time of the call that wrote it (a resumed call: only the rest)
     cell_s: float = 0.0  # the stored cells' own durations, summed: the training the confirmation cost
+    span_s: float = 0.0  # from the first cell's start to the last cell's end (across resumed calls)
 
     @property
     def trained(self) -> list[str]:
@@ -74,6 +75,7 @@ class Confirmation:
                 "seeds": list(self.seeds), "architectures": [a.to_dict() for a in self.architectures],
                 "correlations": {o: {k: c.to_dict() for k, c in d.items()} for o, d in self.correlations.items()},
                 "hypervolume": self.hypervolume, "elapsed_s": self.elapsed_s, "cell_s": self.cell_s,
+                "span_s": self.span_s,
                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -112,6 +114,8 @@ def summarize_confirmation(plan: Any, records: Sequence[Mapping[str, Any]], elap
         for scope, subset in (("all", archs), ("front", [a for a in archs if a.candidate.on_front])):
             correlations.setdefault(o, {})[scope] = correlate([a.candidate.values[o] for a in subset],
                                                               [a.confirmed[o].mean for a in subset])
+    names = {c.name for c in plan.candidates}
+    mine_all = [r for r in records if r.get("variant") in names]
     reference = hv_reference(view.study, objectives, view.config.constraints, store=False)
     hv: dict[str, Any] = {"reference": reference}
     if reference is not None:
@@ -127,6 +131,13 @@ def summarize_confirmation(plan: Any, records: Sequence[Mapping[str, Any]], elap
         study=view.name, study_dir=str(view.dir), dir=str(plan.out_dir.resolve()), objectives=objectives,
         data=view.config.data, study_budget=dict(view.config.budget), budget=dict(plan.config.budget),
         seeds=tuple(plan.config.seeds), architectures=archs, correlations=correlations, hypervolume=hv,
-        elapsed_s=elapsed_s, cell_s=float(sum(float(r.get("duration_s") or 0.0) for r in records
-                                              if r.get("variant") in {c.name for c in plan.candidates})),
+        elapsed_s=elapsed_s, cell_s=float(sum(float(r.get("duration_s") or 0.0) for r in mine_all)),
+        span_s=_span(mine_all),
     )
+
+
+def _span(records: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds from the earliest cell start to the latest cell end (0 without both stamps)."""
+    starts = [float(r["started_at"]) for r in records if isinstance(r.get("started_at"), (int, float))]
+    ends = [float(r["ended_at"]) for r in records if isinstance(r.get("ended_at"), (int, float))]
+    return max(0.0, max(ends) - min(starts)) if starts and ends else 0.0
