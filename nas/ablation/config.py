@@ -379,7 +379,8 @@ class _AblationValidator(Validator):
         for j, value in enumerate(values):
             if paths_key == "fields":
                 if not isinstance(value, (list, tuple)) or len(value) != len(paths):
-                    raise self.error(f"{where}.values[{j}] must list one value per field ({len(paths)}), got {show(value)}")
+                    raise self.error(f"{where}.values[{j}] must list one value per field ({len(paths)}), "
+                                     f"got {show(value)}")
                 pairs = tuple(zip(paths, value))
             else:
                 pairs = ((paths[0], value),)

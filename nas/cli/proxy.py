@@ -23,7 +23,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("spec", metavar="SPEC", help="preset name (see `nas presets`) or genome file (.yaml/.json)")
     p.add_argument("--data", default="mnist5k", metavar="NAME[:PATH]", help="dataset spec (default mnist5k)")
     p.add_argument("--proxy", default="all", choices=[*PROXIES, "all"], help="which proxy (default: all)")
-    p.add_argument("--batch", type=ANY_COUNT, default=DEFAULT_BATCH, help=f"images in the batch (default {DEFAULT_BATCH})")
+    p.add_argument("--batch", type=ANY_COUNT, default=DEFAULT_BATCH,
+                   help=f"images in the batch (default {DEFAULT_BATCH})")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the initial weights and of the batch draw")
     p.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")

@@ -8,9 +8,10 @@ key wins. Before counting a genome the cache reads whatever other workers append
 
 Every record carries a checksum of its own content and is checked field by field when read, so an
 edited, truncated or foreign line is never used: it is listed in :attr:`CostCache.problems` (which
-``nas cost --cache`` and a study's workers print as one warning line), and the genome it would have answered for is counted again and stored afresh. A warning and a
-recount rather than an error, because a study's workers share the file and one bad line must not stop
-them; the count a search relies on is always one this cache computed or verified.
+``nas cost --cache`` and a study's workers print as one warning line), and the genome it would have
+answered for is counted again and stored afresh. A warning and a recount rather than an error,
+because a study's workers share the file and one bad line must not stop them; the count a search
+relies on is always one this cache computed or verified.
 """
 from __future__ import annotations
 

@@ -79,7 +79,8 @@ def _expanded_size(node: Any, sizes: dict[int, int], open_nodes: set[int]) -> in
     if isinstance(node, yaml.SequenceNode):
         size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in node.value)
     elif isinstance(node, yaml.MappingNode):
-        size = 1 + sum(_expanded_size(k, sizes, open_nodes) + _expanded_size(v, sizes, open_nodes) for k, v in node.value)
+        size = 1 + sum(_expanded_size(k, sizes, open_nodes) + _expanded_size(v, sizes, open_nodes)
+                       for k, v in node.value)
     else:
         size = 1
     open_nodes.discard(id(node))

@@ -165,7 +165,8 @@ def _expand_shorthand(doc: dict[str, Any]) -> list[dict[str, Any]]:
     letter_map = {**MIXER_LETTERS, "T": t_mixer}
     for c in letters:
         if c not in letter_map:
-            raise GenomeError(f"layout {show(layout)}: unknown letter {c!r}; allowed: C (conv), A (attention), R (reattention), S (shift), T (transformer_mixer)")
+            raise GenomeError(f"layout {show(layout)}: unknown letter {c!r}; allowed: C (conv), A (attention), "
+                              "R (reattention), S (shift), T (transformer_mixer)")
     n = len(letters)
     for required in ("depths", "dims"):
         if required not in doc:
