@@ -37,7 +37,6 @@ CONFIDENCE = 0.95
 PAIRED, WELCH = "paired", "welch"
 TEST_NAMES = {PAIRED: "paired t-test on per-seed differences (scipy.stats.ttest_rel)",
               WELCH: "Welch's t-test (scipy.stats.ttest_ind, equal_var=False)"}
-VERDICTS = ("better", "worse", "too close")
 
 
 def _finite(values: Any) -> np.ndarray:
@@ -47,6 +46,11 @@ def _finite(values: Any) -> np.ndarray:
 
 def _float(value: Any) -> float:
     return float(value) if value is not None and np.isfinite(value) else math.nan
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    """A result's fields for JSON: nan (no value) becomes None."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Summary:
     ci_high: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+        return _as_dict(self)
 
 
 def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
@@ -113,9 +117,7 @@ class Comparison:
         return "worse" if v == "better" else "better"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
-        out["verdict"] = self.verdict
-        return out
+        return {**_as_dict(self), "verdict": self.verdict}
 
 
 def compare(a: Mapping[int, float] | Sequence[float], b: Mapping[int, float] | Sequence[float],
@@ -167,7 +169,7 @@ class Correlation:
     spearman_p: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+        return _as_dict(self)
 
 
 def correlate(x: Sequence[float], y: Sequence[float]) -> Correlation:

@@ -265,5 +265,5 @@ def test_learning_curves_name_the_slowest_learner_and_its_last_quarter(tmp_path:
     target = [0.9 + 0.01] + [0.01] * 9  # smoothing 0.1 over 10 classes
     assert loss_floor(0.1, 10) == pytest.approx(entropy(target)) and loss_floor(0.0, 10) == 0.0
     table = ablation_table(records, ["fast", "slow"], baseline="fast")
-    files = write_table(table, tmp_path, title="t", records=records, loss_floor=0.5)
+    files = write_table(table, tmp_path, title="t", curves=curves, loss_floor=0.5)
     assert files["curves"].stat().st_size > 10_000 and "Slowest-learning variant: slow" in files["md"].read_text()

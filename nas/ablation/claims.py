@@ -34,8 +34,9 @@ from typing import Any
 
 from nas.errors import ConfigError, closest
 from nas.stats import CONFIDENCE, compare
+from nas.text import pipe_table
 
-__all__ = ["Claim", "ClaimResult", "parse_claims", "evaluate_claims", "claims_markdown", "KINDS",
+__all__ = ["Claim", "ClaimResult", "parse_claims", "evaluate_claims", "claims_markdown", "seed_values", "KINDS",
            "METRIC_DIRECTIONS"]
 
 KINDS = ("better", "order", "equal")
@@ -179,8 +180,9 @@ class ClaimResult:
                 "evidence": self.evidence, "stats": self.stats}
 
 
-def _values(records: Sequence[Mapping[str, Any]], variant: str, metric: str) -> dict[int, float]:
-    """``{seed: value}`` of the variant's complete cells (``gap`` = train_acc - val_acc per cell)."""
+def seed_values(records: Sequence[Mapping[str, Any]], variant: str, metric: str) -> dict[int, float]:
+    """``{seed: value}`` of ``metric`` over the variant's complete cells, finite values only (``gap`` =
+    train_acc - val_acc per cell): what a claim, or a confirmation's statistics, are computed from."""
     out: dict[int, float] = {}
     for r in records:
         if r.get("variant") != variant or r.get("status") != "complete":
@@ -210,13 +212,13 @@ def evaluate_claim(claim: Claim, records: Sequence[Mapping[str, Any]]) -> ClaimR
     metric, higher = claim.metric, METRIC_DIRECTIONS[claim.metric]
     if claim.kind == "better":
         a, b = claim.groups[0][0], claim.groups[1][0]
-        c = compare(_values(records, a, metric), _values(records, b, metric))
+        c = compare(seed_values(records, a, metric), seed_values(records, b, metric))
         v = c.verdict_for(higher)
         verdict = {"better": "agrees", "worse": "contradicts"}.get(v or "", "inconclusive")
         return ClaimResult(claim, verdict, _interval(c, metric), c.to_dict())
     if claim.kind == "equal":
         a, b = claim.groups[0]
-        c = compare(_values(records, a, metric), _values(records, b, metric))
+        c = compare(seed_values(records, a, metric), seed_values(records, b, metric))
         m = claim.within or 0.0
         if c.test is None or math.isnan(c.ci_low):
             verdict = "inconclusive"
@@ -238,7 +240,7 @@ def _evaluate_order(claim: Claim, records: Sequence[Mapping[str, Any]]) -> Claim
     claimed, observed, means = [], [], {}
     for rank, group in enumerate(claim.groups):
         for variant in group:
-            values = _values(records, variant, metric)
+            values = seed_values(records, variant, metric)
             if values:
                 means[variant] = sum(values.values()) / len(values)
             for value in values.values():
@@ -267,11 +269,9 @@ def claims_markdown(results: Sequence[ClaimResult]) -> str:
     """The generated "Claims" section: one row per claim with its verdict, numbers and source."""
     if not results:
         return ""
-    lines = ["| claim | source | verdict | evidence |", "|---|---|---|---|"]
-    for r in results:
-        cells = [r.claim.statement(), r.claim.source, f"**{r.verdict}**", r.evidence]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    table = pipe_table(["claim", "source", "verdict", "evidence"],
+                       ([r.claim.statement(), r.claim.source, f"**{r.verdict}**", r.evidence] for r in results))
     counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in VERDICTS)
     notes = [f"- {r.claim.statement()}: {r.claim.note}" for r in results if r.claim.note]
-    text = "\n".join(lines) + f"\n\n{counts}. Verdicts use 95% intervals and p < 0.05 (see nas/ablation/claims.py)."
+    text = table + f"\n\n{counts}. Verdicts use 95% intervals and p < 0.05 (see nas/ablation/claims.py)."
     return text + ("\n\n" + "\n".join(notes) if notes else "") + "\n"

@@ -30,7 +30,8 @@ import yaml
 from nas.ablation.claims import Claim, parse_claims
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome import load_genome, parse_genome
-from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, STAGE_FIELDS, STAGE_FIELDS_BY_MIXER
+from nas.genome.schema import (ATTENTION_MIXERS, GENOME_FIELDS, LETTER_OF_MIXER, MIXER_LETTERS, STAGE_FIELDS,
+                               STAGE_FIELDS_BY_MIXER)
 from nas.fields import SEED_MAX, plain, show
 from nas.genome.io import load_yaml, read_document
 from nas.genome.parse import layout_letters
@@ -204,8 +205,7 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
 
 
 def _letters(doc: Mapping[str, Any]) -> list[str]:
-    inverse = {v: k for k, v in MIXER_LETTERS.items()}
-    return [inverse[s["mixer"]] for s in doc["stages"]]
+    return [LETTER_OF_MIXER[s["mixer"]] for s in doc["stages"]]
 
 
 def _check_applies(doc: Mapping[str, Any], path: str) -> None:

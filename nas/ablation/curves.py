@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["mean_curves", "slowest_learner", "convergence_note", "plot_curves", "loss_floor"]
+__all__ = ["mean_curves", "slowest_learner", "convergence_note", "plot_curves", "loss_floor", "records_loss_floor"]
 
 
 def loss_floor(label_smoothing: float, num_classes: int) -> float:
@@ -29,6 +29,19 @@ def loss_floor(label_smoothing: float, num_classes: int) -> float:
         return 0.0
     hi, lo = 1 - label_smoothing + label_smoothing / num_classes, label_smoothing / num_classes
     return float(-(hi * math.log(hi) + (num_classes - 1) * lo * math.log(lo)))
+
+
+def records_loss_floor(budget: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> float | None:
+    """The train-loss floor of the budget's label smoothing and the cells' class count; None with mixup or
+    CutMix (they soften the targets further, per batch) or when the cells disagree on the classes."""
+    from nas.train import TrainConfig
+
+    train = TrainConfig.from_dict(dict(budget))
+    classes = {int(r["genome"]["num_classes"]) for r in records if isinstance(r.get("genome"), dict)
+               and r["genome"].get("num_classes")}
+    if train.mixup_alpha or train.cutmix_alpha or len(classes) != 1:
+        return None
+    return loss_floor(train.label_smoothing, classes.pop())
 
 
 def mean_curves(records: Sequence[Mapping[str, Any]], variants: Sequence[str],

@@ -216,13 +216,13 @@ def plot_table(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
 
 
 def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "", description: str = "",
-                claims: Sequence[Any] = (), records: Sequence[Mapping[str, Any]] = (),
+                claims: Sequence[Any] = (), curves: Mapping[str, pd.DataFrame] | None = None,
                 loss_floor: float | None = None) -> dict[str, Path]:
     """``table.md`` (with the claims' verdicts, :mod:`nas.ablation.claims`), ``table.csv`` (numeric
-    columns), ``table.tex``, ``table.png`` and, given the cell ``records``, ``curves.png`` (the
-    learning curves, :mod:`nas.ablation.curves`) in ``out_dir``."""
+    columns), ``table.tex``, ``table.png`` and, given the learning ``curves``
+    (:func:`nas.ablation.curves.mean_curves`), ``curves.png`` in ``out_dir``."""
     from nas.ablation.claims import claims_markdown
-    from nas.ablation.curves import convergence_note, mean_curves, plot_curves
+    from nas.ablation.curves import convergence_note, plot_curves
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,6 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "", descr
     head = f"# {title}\n\n" if title else ""
     head += f"{description.strip()}\n\n" if description.strip() else ""
     body = to_markdown(table)
-    curves = mean_curves(records, list(table["variant"])) if records else {}
     if curves:
         files["curves"] = plot_curves(curves, out_dir / "curves.png", title, floor=loss_floor)
         body += f"\n{convergence_note(curves, loss_floor)}\n"

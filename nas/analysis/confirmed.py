@@ -14,11 +14,12 @@ import pandas as pd
 
 from nas.errors import ConfigError
 
-__all__ = ["CONFIRM_DIR", "CONFIRM_FILE", "load_confirmation", "confirmed_frame", "confirmed_metadata",
+__all__ = ["CONFIRM_DIR", "CONFIRM_FILE", "COUNTED", "load_confirmation", "confirmed_frame", "confirmed_metadata",
            "confirmation_rows"]
 
 CONFIRM_DIR = "confirm"
 CONFIRM_FILE = "confirm.json"
+COUNTED = ("params", "flops")  # objectives re-counted, identical by construction: no spread, no correlation
 
 
 def load_confirmation(study_dir: str | Path, confirm_dir: str | Path | None = None) -> dict[str, Any] | None:
@@ -53,7 +54,7 @@ def confirmed_frame(confirmation: dict[str, Any], front_only: bool = True) -> pd
         for name, summary in (arch.get("confirmed") or {}).items():
             row[name] = summary.get("mean")
             row[f"{name}_std"] = summary.get("std")
-        for name in ("params", "flops"):
+        for name in COUNTED:
             row.setdefault(name, arch.get(name))
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -77,7 +78,7 @@ def confirmed_metadata(confirmation: dict[str, Any], number: int) -> dict[str, A
 
 def confirmation_rows(confirmation: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """The per-architecture table of a confirmation (for the study report): columns and rows."""
-    trained = [o for o in confirmation.get("objectives", {}) if o not in ("params", "flops")]
+    trained = [o for o in confirmation.get("objectives", {}) if o not in COUNTED]
     columns = ["architecture", "study rank", *[f"study {o}" for o in trained],
                *[f"confirmed {o}" for o in trained], *[f"{o} 95% CI" for o in trained], "seeds", "confirmed front"]
     rows = []

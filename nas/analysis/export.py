@@ -8,7 +8,6 @@ re-count both, failing on any drift, the way torchvision checks the metadata of 
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import shutil
@@ -208,9 +207,8 @@ def export_trial(study: str | Path | StudyView, rule: str, out: str | Path, *, w
         if confirmation is None:
             raise ExportError(f"study {view.name!r} has no confirmation in {view.dir / 'confirm'}; run "
                               f"`nas study confirm {view.dir}` first, or export without --confirmed")
-        selection = select(confirmed_frame(confirmation), rule, view.objectives)
-        selection = dataclasses.replace(selection, reason=selection.reason.replace("complete trials",
-                                                                                   "confirmed-front architectures"))
+        selection = select(confirmed_frame(confirmation), rule, view.objectives,
+                           population="confirmed-front architectures")
     else:
         selection = select(view.frame(), rule, view.objectives)
     trial = view.trial(selection.number)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from nas.analysis.pareto import HypervolumeSummary, hypervolume_history, hypervolume_summary
 from nas.analysis.study import StudyView, open_study
+from nas.text import pipe_table
 
 __all__ = ["ReportResult", "write_report", "plot_pareto", "plot_hypervolume", "plot_axes", "markdown_table",
            "place_labels"]
@@ -73,9 +74,7 @@ def _rows(frame: pd.DataFrame, objectives: list[str]) -> tuple[list[str], list[d
 
 
 def markdown_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    head = "| " + " | ".join(columns) + " |\n|" + "|".join("---" for _ in columns) + "|\n"
-    body = "".join("| " + " | ".join(_cell(r.get(c), c).replace("|", "\\|") for c in columns) + " |\n" for r in rows)
-    return head + body
+    return pipe_table(columns, ([_cell(r.get(c), c) for c in columns] for r in rows)) + "\n"
 
 
 def _html_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
@@ -286,7 +285,6 @@ def _confirmation(view: StudyView, folder: Path, files: dict[str, Path]) -> tupl
     lines = [("#" + line if line.startswith("#") else line) for line in text.splitlines()]
     body = "\n".join(lines[1:] if lines and lines[0].startswith("##") else lines)  # its title is the section's
     return confirmation, body + ("\n\n![study against confirmed scores](confirm.png)\n" if "confirm" in files else "")
-
 
 
 def _config_rows(view: StudyView) -> list[dict[str, Any]]:

@@ -160,10 +160,12 @@ def describe_columns(frame: pd.DataFrame, objectives: Mapping[str, str]) -> str:
     return ", ".join(parts) or "none (the study has no complete trials)"
 
 
-def select(frame: pd.DataFrame, rule: str | Rule, objectives: Mapping[str, str]) -> Selection:
+def select(frame: pd.DataFrame, rule: str | Rule, objectives: Mapping[str, str], *,
+           population: str = "complete trials") -> Selection:
     """Pick the trial ``rule`` names from a trials table (:func:`nas.analysis.study.load_study`).
 
-    ``objectives`` maps each objective to ``maximize`` / ``minimize``, in the study's order.
+    ``objectives`` maps each objective to ``maximize`` / ``minimize``, in the study's order;
+    ``population`` names the rows in the selection's reason (a confirmed front's rows are architectures).
     """
     known = describe_columns(frame, objectives) if not frame.empty else "none (the study has no trials)"
     rule = rule if isinstance(rule, Rule) else parse_rule(rule, known)
@@ -187,7 +189,7 @@ def select(frame: pd.DataFrame, rule: str | Rule, objectives: Mapping[str, str])
         number, reason = _knee(pool, objectives)
     else:
         number, reason = _extreme(pool, rule, objectives)
-    scope = f" among {len(pool)} complete trials" + (f" with {' and '.join(map(str, rule.conditions))}"
+    scope = f" among {len(pool)} {population}" + (f" with {' and '.join(map(str, rule.conditions))}"
                                                      if rule.conditions else "")
     record = pool[pool["number"] == number].iloc[0].to_dict()
     return Selection(rule=rule, number=int(number), record=record, candidates=len(pool), reason=reason + scope)

@@ -21,9 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.ablation.claims import claims_markdown, evaluate_claims
     from nas.ablation.config import load_ablation_config
+    from nas.ablation.curves import convergence_note, mean_curves, records_loss_floor
     from nas.ablation.runner import run_ablation
     from nas.ablation.table import ablation_table, table_rows, to_markdown, write_table
-
     from nas.paths import check_output_dir
 
     if args.out:
@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
     result = run_ablation(config, out_dir, quiet=args.json, retry_failed=args.retry_failed)
     table = ablation_table(result.records, [v.name for v in config.variants], config.baseline)
     claims = evaluate_claims(config.claims, result.records)
-    floor = _loss_floor(config, result.records)
+    curves = mean_curves(result.records, list(table["variant"]))
+    floor = records_loss_floor(config.budget, result.records)
     files = write_table(table, result.out_dir, title=config.name, description=config.description, claims=claims,
-                        records=result.records, loss_floor=floor)
+                        curves=curves, loss_floor=floor)
     missing = result.total - len(result.records)
     if args.json:
         print_json({
@@ -47,26 +48,11 @@ def run(args: argparse.Namespace) -> int:
         return 0 if missing == 0 else 1
     print()
     print(to_markdown(table))
-    if "curves" in files:
-        from nas.ablation.curves import convergence_note, mean_curves
-
-        print(convergence_note(mean_curves(result.records, list(table["variant"])), floor) + "\n")
+    if curves:
+        print(convergence_note(curves, floor) + "\n")
     if claims:
         print("Claims\n\n" + claims_markdown(claims))
     print(f"{result.ran} cell(s) trained, {result.skipped} already finished, {missing} missing; "
           f"{result.elapsed_s:.0f}s; table in {files['md']} (.csv, .tex, .png)")
     return 0 if missing == 0 else 1
 
-
-def _loss_floor(config: object, records: tuple) -> float | None:
-    """The train-loss floor of the config's label smoothing and the data's classes (None without mixing-free
-    targets: mixup and CutMix soften them further, per batch)."""
-    from nas.ablation.curves import loss_floor
-    from nas.train import TrainConfig
-
-    train = TrainConfig.from_dict(dict(config.budget))  # type: ignore[attr-defined]
-    classes = {int(r["genome"]["num_classes"]) for r in records if isinstance(r.get("genome"), dict)
-               and r["genome"].get("num_classes")}
-    if train.mixup_alpha or train.cutmix_alpha or len(classes) != 1:
-        return None
-    return loss_floor(train.label_smoothing, classes.pop())

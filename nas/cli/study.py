@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli.common import print_json, print_table
+from nas.cli.flags import ANY_COUNT, EPOCHS, SEED
 from nas.errors import ConfigError
+from nas.genome.schema import layout_of
+from nas.text import short_number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,12 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the confirmed ones, and the confirmed front with its hypervolume. Everything lands in DIR/confirm/ "
         "(confirm.md, .csv, .png, .json); the study itself is only read. Rerun to resume.")
     confirm.add_argument("dir", help="study directory")
-    confirm.add_argument("--top", type=int, metavar="K",
+    confirm.add_argument("--top", type=ANY_COUNT, metavar="K",
                          help="architectures to confirm beyond the front (default: enough for 8 in all)")
-    confirm.add_argument("--epochs", type=int, metavar="E", help="training epochs (default: 3x the study's)")
-    confirm.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default: 0 1 2)")
+    confirm.add_argument("--epochs", type=EPOCHS, metavar="E", help="training epochs (default: 3x the study's)")
+    confirm.add_argument("--seeds", type=SEED, nargs="+", metavar="S", help="seeds (default: 0 1 2)")
     confirm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="change budget.FIELD, resources, max_concurrent or ray_address, e.g. --set budget.lr=1e-3")
+                         help="change budget.FIELD, resources, max_concurrent or ray_address, "
+                         "e.g. --set budget.lr=1e-3")
     confirm.add_argument("--out", metavar="FOLDER", help="confirmation folder (default: DIR/confirm)")
     confirm.add_argument("--json", action="store_true", help="print the confirmation as JSON")
     confirm.set_defaults(func=_confirm)
@@ -224,12 +228,11 @@ def _print_status(config: Any, study_dir: Path) -> None:
     for p in status["pareto"]:
         row: dict[str, Any] = {"trial": p["number"]}
         genome = p["genome"] or {}
-        letters = {"conv": "C", "attention": "A", "reattention": "R", "shift": "S"}
-        row["layout"] = "-".join(letters[s["mixer"]] for s in genome.get("stages", []))
+        row["layout"] = layout_of(s["mixer"] for s in genome.get("stages", []))
         row["depths"] = ",".join(str(s["depth"]) for s in genome.get("stages", []))
         row["dims"] = ",".join(str(s["dim"]) for s in genome.get("stages", []))
-        row.update({k: _short(v) for k, v in p["values"].items()})
-        row["params"] = _short(p["params"])
+        row.update({k: short_number(v) for k, v in p["values"].items()})
+        row["params"] = short_number(p["params"])
         rows.append(row)
     hint = _constraint_hint(config, status)
     if hint:
@@ -249,17 +252,9 @@ def _constraint_hint(config: Any, status: dict[str, Any]) -> str | None:
             value = rec.get(name)
             if isinstance(value, (int, float)):
                 best[name] = min(best.get(name, float("inf")), float(value))
-    parts = [f"{k} <= {_short(v)} (smallest seen {_short(best[k])})" for k, v in config.constraints.items() if k in best]
+    parts = [f"{k} <= {short_number(v)} (smallest seen {short_number(best[k])})"
+             for k, v in config.constraints.items() if k in best]
     return ("hint: no trial met the constraints " + ", ".join(parts) + "; loosen them or make the search "
             "space smaller (fewer/narrower stages) so that some genomes fit")
 
 
-def _short(value: Any) -> str:
-    """Numbers as people read them in a narrow table: 0.9731, 12.3M, 4.56G."""
-    if value is None:
-        return "-"
-    value = float(value)
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.4g}"

@@ -19,12 +19,13 @@ import numpy as np
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
+from nas.fields import INT32_MAX, integer
+from nas.genome.schema import layout_of
 from nas.pareto import crowding_distance, non_dominated_ranks
 
 __all__ = ["Candidate", "rank_candidates", "choose", "MIN_CONFIRMED"]
 
 MIN_CONFIRMED = 8  # the default --top fills the confirmation up to this many architectures
-_LETTERS = {"conv": "C", "attention": "A", "reattention": "R", "shift": "S"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Candidate:
 
     @property
     def layout(self) -> str:
-        return "-".join(_LETTERS.get(s.get("mixer"), "?") for s in self.genome.get("stages", []))
+        return layout_of(s.get("mixer") for s in self.genome.get("stages", []))
 
     @property
     def name(self) -> str:
@@ -91,8 +92,8 @@ def choose(view: Any, top: int | None = None) -> list[Candidate]:
         raise ConfigError(f"study {view.name!r} in {view.dir} has {len(ranked)} finished architecture(s) "
                           f"(COMPLETE trials); confirmation compares at least 2: run more trials first "
                           f"(`nas study resume {view.dir} --set n_trials=N`)")
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
-        raise ConfigError(f"--top must be a whole number >= 0, got {top!r}")
+    if top is not None:
+        top = integer("--top", top, minimum=0, cap=INT32_MAX, error=ConfigError)
     front = [c for c in ranked if c.on_front]
     extra = max(0, MIN_CONFIRMED - len(front)) if top is None else top
     return ranked[: len(front) + extra]

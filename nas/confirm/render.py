@@ -17,18 +17,9 @@ import pandas as pd
 
 from nas.analysis.confirmed import CONFIRM_FILE
 from nas.confirm.summary import COUNTED, Confirmation
+from nas.text import pipe_table, short_number
 
 __all__ = ["confirmation_markdown", "confirmation_frame", "plot_confirmation", "write_confirmation"]
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    value = float(value)
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.{digits}g}"
 
 
 def _p(value: float) -> str:
@@ -61,30 +52,27 @@ def _arch_table(conf: Confirmation) -> str:
     for o in trained:
         head += [f"study {o}", f"confirmed {o} (mean ± std)", f"{o} 95% CI"]
     head += [o for o in conf.objectives if o in COUNTED] + ["seeds", "confirmed front"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    rows = []
     for a in conf.architectures:
         c = a.candidate
         cells = [c.name, f"{c.rank}" + (" (front)" if c.on_front else "")]
         for o in trained:
             s = a.confirmed[o]
-            spread = "" if math.isnan(s.std) else f" ± {_num(s.std, 3)}"
-            cells += [_num(c.values[o]), f"{_num(s.mean)}{spread}" if s.n else "-",
-                      "-" if math.isnan(s.ci_low) else f"[{_num(s.ci_low)}, {_num(s.ci_high)}]"]
-        cells += [_num(c.values[o]) for o in conf.objectives if o in COUNTED]
+            spread = "" if math.isnan(s.std) else f" ± {short_number(s.std, 3)}"
+            cells += [short_number(c.values[o]), f"{short_number(s.mean)}{spread}" if s.n else "-",
+                      "-" if math.isnan(s.ci_low) else f"[{short_number(s.ci_low)}, {short_number(s.ci_high)}]"]
+        cells += [short_number(c.values[o]) for o in conf.objectives if o in COUNTED]
         cells += [f"{a.n_seeds}" + (f" ({a.n_failed} failed)" if a.n_failed else ""),
                   "yes" if a.confirmed_front else ("no" if a.n_seeds else "-")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return pipe_table(head, rows)
 
 
 def _correlation_table(conf: Confirmation) -> str:
-    lines = ["| objective | architectures | n | Kendall tau | p | Spearman rho | p |", "|---|---|---|---|---|---|---|"]
-    for o, scopes in conf.correlations.items():
-        for scope, c in scopes.items():
-            label = "all confirmed" if scope == "all" else "study front"
-            lines.append(f"| {o} | {label} | {c.n} | {_signed(c.kendall_tau)} | {_p(c.kendall_p)} | "
-                         f"{_signed(c.spearman_rho)} | {_p(c.spearman_p)} |")
-    return "\n".join(lines)
+    head = ["objective", "architectures", "n", "Kendall tau", "p", "Spearman rho", "p"]
+    return pipe_table(head, ([o, "all confirmed" if scope == "all" else "study front", str(c.n),
+                              _signed(c.kendall_tau), _p(c.kendall_p), _signed(c.spearman_rho), _p(c.spearman_p)]
+                             for o, scopes in conf.correlations.items() for scope, c in scopes.items()))
 
 
 def _front_line(conf: Confirmation) -> str:
@@ -95,10 +83,10 @@ def _front_line(conf: Confirmation) -> str:
     if hv.get("reference") is None:
         hv_text = "no reference point (the study has no complete trial)"
     else:
-        ref = ", ".join(f"{k}={_num(v)}" for k, v in hv["reference"].items())
+        ref = ", ".join(f"{k}={short_number(v)}" for k, v in hv["reference"].items())
         frac = lambda f: "" if f is None else f" ({f:.4f} of the box)"  # noqa: E731
-        hv_text = (f"study front {_num(hv['study'], 6)}{frac(hv.get('study_fraction'))}, confirmed front "
-                   f"{_num(hv['confirmed'], 6)}{frac(hv.get('confirmed_fraction'))}; reference point {ref}")
+        hv_text = (f"study front {short_number(hv['study'], 6)}{frac(hv.get('study_fraction'))}, confirmed front "
+                   f"{short_number(hv['confirmed'], 6)}{frac(hv.get('confirmed_fraction'))}; reference point {ref}")
     return (f"Study front ({len(study)}): {', '.join(study)}.  \nConfirmed front ({len(confirmed)}): "
             f"{', '.join(confirmed) or 'none'}; {len(kept)} of the study's {len(study)} front members stay on it.  \n"
             f"Hypervolume: {hv_text}.")

@@ -18,6 +18,7 @@ from typing import Any
 from nas.analysis.confirmed import CONFIRM_DIR
 from nas.confirm.candidates import Candidate, choose
 from nas.errors import ConfigError
+from nas.fields import integer
 
 __all__ = ["ConfirmPlan", "plan_confirmation", "run_confirmation", "DEFAULT_SEEDS", "EPOCH_FACTOR",
            "SETTABLE"]
@@ -76,8 +77,8 @@ def plan_confirmation(study_dir: str | Path, *, top: int | None = None, epochs: 
         if key not in SETTABLE:
             raise ConfigError(f"--set {item}: a confirmation may change only {', '.join(SETTABLE)} "
                               f"(the architectures, data and seeds come from the study and the flags)")
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-        raise ConfigError(f"--epochs must be a whole number >= 1, got {epochs!r}")
+    if epochs is not None:
+        epochs = integer("--epochs", epochs, minimum=1, error=ConfigError)  # the budget checks the top
     c = view.config
     doc: dict[str, Any] = {
         "name": f"{c.name}-confirm",

@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from nas.ablation.claims import seed_values
+from nas.analysis.confirmed import COUNTED
 from nas.confirm.candidates import Candidate
 from nas.pareto import box_volume, hypervolume, ideal_point, pareto_mask
 from nas.stats import Correlation, Summary, correlate, summarize
 
 __all__ = ["ArchitectureResult", "Confirmation", "summarize_confirmation", "COUNTED"]
 
-COUNTED = ("params", "flops")  # re-counted, identical by construction: no spread, no correlation
 
 
 @dataclass(frozen=True)
@@ -79,16 +80,6 @@ class Confirmation:
                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def _per_seed(records: Sequence[Mapping[str, Any]], name: str, objective: str) -> list[float]:
-    out = []
-    for r in records:
-        if r.get("variant") == name and r.get("status") == "complete":
-            value = r.get(objective)
-            if isinstance(value, (int, float)) and math.isfinite(float(value)):
-                out.append(float(value))
-    return out
-
-
 def summarize_confirmation(plan: Any, records: Sequence[Mapping[str, Any]], elapsed_s: float = 0.0) -> Confirmation:
     """The confirmation of ``plan`` (:class:`nas.confirm.run.ConfirmPlan`) from its stored cell records."""
     from nas.pareto import hv_reference
@@ -98,7 +89,7 @@ def summarize_confirmation(plan: Any, records: Sequence[Mapping[str, Any]], elap
     directions = list(objectives.values())
     partial = []
     for cand in plan.candidates:
-        stats = {o: summarize(_per_seed(records, cand.name, o)) for o in objectives}
+        stats = {o: summarize(list(seed_values(records, cand.name, o).values())) for o in objectives}
         mine = [r for r in records if r.get("variant") == cand.name]
         n_ok = sum(r.get("status") == "complete" for r in mine)
         partial.append((cand, stats, n_ok, sum(r.get("status") == "failed" for r in mine)))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Stage", "Genome", "STAGE_FIELDS_BY_MIXER", "ATTENTION_MIXERS", "MIXER_NAMES", "MIXER_LETTERS",
-           "shifted_channels"]
+           "LETTER_OF_MIXER", "layout_of", "shifted_channels"]
 
 # The token mixers a genome may name, in registry order. The builder's registry holds the modules;
 # this tuple is the data-level list so genomes validate without importing torch.
@@ -22,7 +23,12 @@ MIXER_NAMES: tuple[str, ...] = ("attention", "reattention", "shift", "conv")
 ATTENTION_MIXERS: frozenset[str] = frozenset({"attention", "reattention"})
 # Layout letters of the shorthand; T is resolved to the genome's ``transformer_mixer``.
 MIXER_LETTERS: dict[str, str] = {"C": "conv", "A": "attention", "R": "reattention", "S": "shift"}
+LETTER_OF_MIXER: dict[str, str] = {mixer: letter for letter, mixer in MIXER_LETTERS.items()}
 
+
+def layout_of(mixers: Iterable[Any]) -> str:
+    """The shorthand of the stages' mixers, e.g. ``C-C-A-A`` (``?`` for a name no letter stands for)."""
+    return "-".join(LETTER_OF_MIXER.get(m, "?") for m in mixers)
 
 
 def shifted_channels(shift_ratio: float, dim: int) -> int:
@@ -116,8 +122,7 @@ class Genome:
     @property
     def layout(self) -> str:
         """Stage layout in the shorthand's letters, e.g. ``C-C-A-A``."""
-        inverse = {v: k for k, v in MIXER_LETTERS.items()}
-        return "-".join(inverse[s.mixer] for s in self.stages)
+        return layout_of(s.mixer for s in self.stages)
 
     @property
     def depth(self) -> int:

@@ -143,7 +143,8 @@ class VisionNet(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, N, C_last]
         if x.shape[1:] != self.input_shape:  # a few integer comparisons: nothing beside the stem's convolution
             raise InputShapeError(f"this network was built for inputs [B, {', '.join(map(str, self.input_shape))}] "
-                                  f"(genome image_size {self.genome.image_size}, in_channels {self.genome.in_channels}), "
+                                  f"(genome image_size {self.genome.image_size}, "
+                                  f"in_channels {self.genome.in_channels}), "
                                   f"got [{', '.join(map(str, x.shape))}]; resize the images or build the genome with "
                                   f"image_size {x.shape[-1]}")
         x = self.stem(x)
