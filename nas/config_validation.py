@@ -88,6 +88,10 @@ class Validator:
             TrainConfig.from_dict(doc)
         except ConfigError as exc:
             raise self.error(f"budget: {str(exc).removeprefix('train config: ')}") from None
+        if doc.get("save_path") is not None:  # every trial or cell would write the same file (nas.writes)
+            raise self.error(f"budget: save_path {show(doc['save_path'])} is not allowed here: a study, ablation or "
+                             f"confirmation keeps its weights in its own folder (keep_checkpoints: pareto or all "
+                             f"writes DIR/checkpoints; `nas export DIR --weights FILE` copies one out); remove save_path")
         return doc
 
     def resources(self, value: Any) -> dict[str, float]:

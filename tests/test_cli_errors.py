@@ -283,8 +283,10 @@ def test_disk_full_while_saving_weights_names_the_file(world: dict[str, str], ca
     monkeypatch.setattr("torch.save", full)
     rc = main(["train", world["ok"], "--data", "synthetic", "--epochs", "1", "--subset", "16", "--save", "w.pt"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err == ["error: cannot use w.pt: the disk is full; free some space and run the same "
-                               "command again (finished work is kept)"]
+    assert rc == 2 and len(err) == 1 and re.fullmatch(
+        r"error: cannot write w\.pt: the disk is full \([\d.]+ [KMG]B free\); free some space and run the same "
+        r"command again \(nothing partial was left; finished work is kept\)", err[0]), err
+    assert sorted(p.name for p in Path(".").iterdir() if "w.pt" in p.name) == []  # no temporary or partial file
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture) -> None:
@@ -348,7 +350,9 @@ def test_a_refused_resume_says_what_it_would_change_and_leaves_study_yaml_alone(
     study = Path(world["study"])
     resolved = load_study_config(study / "study.yaml").to_dict()  # as a run stores it
     (study / "study.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    optuna.create_study(study_name="s", storage=f"sqlite:///{study / 'study.db'}", direction="maximize")
+    made = optuna.create_study(study_name="s", storage=f"sqlite:///{study / 'study.db'}", direction="maximize")
+    made.set_user_attr("config", resolved)  # as nas has always marked its studies
+    made.set_user_attr("objectives", ["val_acc"])
     capsys.readouterr()  # Optuna's own note on creating the study
     monkeypatch.setattr("nas.search.runner.init_ray", lambda address: False)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 1.0})

@@ -116,6 +116,8 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, title: str
         ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    from nas.writes import save_figure
+
+    save_figure(fig, path)
     plt.close(fig)
     return path

@@ -26,6 +26,7 @@ import yaml
 from nas.ablation.config import AblationConfig, Cell
 from nas.errors import ConfigError, NasError
 from nas.search.objective import TrialContext, run_trial
+from nas.writes import Owner, atomic_write, claim_folder
 
 __all__ = ["run_ablation", "read_cells", "append_cell", "finished_cells", "CELLS_FILE", "CONFIG_FILE",
            "AblationRun"]
@@ -156,10 +157,7 @@ def _save_or_check_config(config: AblationConfig, out_dir: Path) -> None:
                 f"{saved.get('budget')!r}, not {config.data!r} and {config.budget!r}; its cells would not be "
                 f"comparable: choose another --out"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    atomic_write(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def plan_cells(config: AblationConfig) -> list[Cell]:
@@ -171,14 +169,17 @@ def plan_cells(config: AblationConfig) -> list[Cell]:
 
 
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, quiet: bool = False,
-                 retry_failed: bool = False, objectives: tuple[str, ...] = ("val_acc",)) -> AblationRun:
+                 retry_failed: bool = False, objectives: tuple[str, ...] = ("val_acc",),
+                 kind: str = "ablation") -> AblationRun:
     """Train every cell of ``config`` not yet stored in ``out_dir``; returns the stored records.
 
     ``objectives`` are what each cell measures beyond training (``latency_ms``, ``proxy_*``), as in
-    the study they come from (a confirmation measures its study's objectives).
+    the study they come from (a confirmation measures its study's objectives). ``kind`` is the
+    folder's owner (``ablation`` or ``confirmation``, :mod:`nas.writes`): one never writes into the other.
     """
     start = time.time()
     out_dir = Path(out_dir).resolve()
+    claim_folder(out_dir, Owner(kind, config.name))
     _save_or_check_config(config, out_dir)
     cells = plan_cells(config)
     done = finished_cells(out_dir, retry_failed)

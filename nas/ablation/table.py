@@ -210,7 +210,9 @@ def plot_table(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     ax.set_title(title or "ablation")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    from nas.writes import save_figure
+
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path
 
@@ -236,8 +238,10 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, title: str = "", descr
         body += f"\n{convergence_note(curves, loss_floor)}\n"
     if claims:
         body += "\n## Claims\n\n" + claims_markdown(claims)
-    files["md"].write_text(head + body)
-    table.to_csv(files["csv"], index=False)
-    files["tex"].write_text(to_latex(table, caption=title))
+    from nas.writes import atomic_write
+
+    atomic_write(files["md"], head + body)
+    atomic_write(files["csv"], table.to_csv(index=False))
+    atomic_write(files["tex"], to_latex(table, caption=title))
     plot_table(table, files["png"], title)
     return files

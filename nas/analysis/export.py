@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,8 +227,9 @@ def export_trial(study: str | Path | StudyView, rule: str, out: str | Path, *, w
     weights_path = None
     if source is not None and weights is not None:
         weights_path = Path(weights)
-        weights_path.parent.mkdir(parents=True, exist_ok=True)
         if source.resolve() != weights_path.resolve():
-            shutil.copyfile(source, weights_path)
+            from nas.writes import atomic_copy
+
+            atomic_copy(source, weights_path)  # a full disk names the destination and leaves no truncated copy
     verified = verify_export(path, weights_path) if verify else None
     return ExportResult(path=path, selection=selection, metadata=metadata, weights=weights_path, verified=verified)

@@ -21,6 +21,7 @@ import pandas as pd
 from nas.analysis.pareto import HypervolumeSummary, hypervolume_history, hypervolume_summary
 from nas.analysis.study import StudyView, open_study
 from nas.text import pipe_table
+from nas.writes import Owner, atomic_copy, atomic_write, claim_folder
 
 __all__ = ["ReportResult", "write_report", "plot_pareto", "plot_hypervolume", "plot_axes", "markdown_table",
            "place_labels"]
@@ -197,7 +198,9 @@ def plot_pareto(view: StudyView, frame: pd.DataFrame, path: Path) -> Path:
     if ax.get_legend_handles_labels()[0]:  # outside the axes: it never hides a point
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=9, frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
+    from nas.writes import save_figure
+
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -259,7 +262,9 @@ def plot_hypervolume(view: StudyView, history: list[tuple[int, float]], summary:
     ax.set_title(f"Study {view.name}: hypervolume after each finished trial\n{sub}", fontsize=11)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    from nas.writes import save_figure
+
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -268,8 +273,6 @@ def plot_hypervolume(view: StudyView, history: list[tuple[int, float]], summary:
 def _confirmation(view: StudyView, folder: Path, files: dict[str, Path]) -> tuple[dict[str, Any] | None, str]:
     """The study's confirmation (``nas study confirm``), if any: its summary, and its Markdown with the
     headings moved one level down; its plot is copied into the report folder."""
-    import shutil
-
     from nas.analysis.confirmed import load_confirmation
 
     confirmation = load_confirmation(view.dir)
@@ -280,7 +283,7 @@ def _confirmation(view: StudyView, folder: Path, files: dict[str, Path]) -> tupl
         source = view.dir / "confirm"
     if (source / "confirm.png").is_file():
         files["confirm"] = folder / "confirm.png"
-        shutil.copyfile(source / "confirm.png", files["confirm"])
+        atomic_copy(source / "confirm.png", files["confirm"])
     text = (source / "confirm.md").read_text(encoding="utf-8") if (source / "confirm.md").is_file() else ""
     lines = [("#" + line if line.startswith("#") else line) for line in text.splitlines()]
     body = "\n".join(lines[1:] if lines and lines[0].startswith("##") else lines)  # its title is the section's
@@ -313,7 +316,7 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
     """Write the report folder of a study (default ``<study_dir>/report``); returns the files written."""
     view = study if isinstance(study, StudyView) else open_study(study)
     folder = Path(out) if out is not None else view.dir / "report"
-    folder.mkdir(parents=True, exist_ok=True)
+    claim_folder(folder, Owner("report", view.name))  # never a study's, an ablation's or a confirmation's folder
     frame = view.frame()
     objectives = list(view.objectives)
     summary = hypervolume_summary(view.study, view.objectives, view.config.constraints)
@@ -322,7 +325,7 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
              "hypervolume": plot_hypervolume(view, history, summary, folder / "hypervolume.png")}
 
     files["csv"] = folder / "trials.csv"
-    frame.drop(columns=[c for c in ("sampled",) if c in frame]).to_csv(files["csv"], index=False)
+    atomic_write(files["csv"], frame.drop(columns=[c for c in ("sampled",) if c in frame]).to_csv(index=False))
     columns, rows = _rows(frame, objectives) if not frame.empty else ([], [])
     front_rows = [r for r, p in zip(rows, frame.get("pareto", [])) if p]
     refs = view.references()
@@ -350,7 +353,7 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
         md += ["\n## Confirmation\n", confirm_md]
     md += [f"\n## All trials ({len(rows)})\n", markdown_table(columns, rows)]
     files["markdown"] = folder / "trials.md"
-    files["markdown"].write_text("\n".join(md), encoding="utf-8")
+    atomic_write(files["markdown"], "\n".join(md))
 
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Study {html.escape(view.name)}</title>",
@@ -378,5 +381,5 @@ def write_report(study: str | Path | StudyView, out: str | Path | None = None) -
               f"<h2>All trials ({len(rows)})</h2><div class='scroll'>{_html_table(columns, rows)}</div>",
               "</body></html>\n"]
     files["html"] = folder / "report.html"
-    files["html"].write_text("\n".join(parts), encoding="utf-8")
+    atomic_write(files["html"], "\n".join(parts))
     return ReportResult(dir=folder, files=files, hypervolume=summary)

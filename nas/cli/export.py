@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="rebuild the written genome, re-count params and FLOPs, fail on any drift")
     p.add_argument("--confirmed", action="store_true",
                    help="pick from the confirmed front (`nas study confirm DIR`) and write its confirmed metrics")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out or --weights file of yours (a study's own files are never replaced)")
     p.add_argument("--json", action="store_true", help="print the export as JSON")
     p.set_defaults(func=run)
 
@@ -31,11 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.analysis.export import export_trial
     from nas.paths import check_output_file, refuse_run_file
+    from nas.writes import check_target
 
     for option, path in (("--out", args.out), ("--weights", args.weights)):
-        if path is not None:  # before anything is read: a study's own files are never overwritten
+        if path is not None:  # before anything is read: nothing of a study's, nor a file of yours without --force
             check_output_file(path, option)
             refuse_run_file(path, option, run_dir=args.dir)
+            check_target(path, option, force=args.force)
     result = export_trial(args.dir, args.pick, args.out, weights=args.weights, verify=args.verify,
                           confirmed=args.confirmed)
     if args.json:

@@ -77,17 +77,22 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nas import signals
+
     parser = make_parser()
     try:
-        args = parser.parse_args(argv)
-        _quiet_libraries()
-        result = args.func(args)
+        with signals.handled():  # SIGTERM and SIGHUP end a command like Ctrl+C (nas.signals)
+            args = parser.parse_args(argv)
+            _quiet_libraries()
+            result = args.func(args)
     except NasError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # a run's interrupt carries its own line: what finished, how to resume
-        print(_one_line(f"interrupted: {exc}" if str(exc) else "interrupted"), file=sys.stderr)
-        return 130
+        signum = signals.received()
+        by = "" if signum == 2 else f" by {signals.signal_name(signum)}"
+        print(_one_line(f"interrupted{by}: {exc}" if str(exc) else f"interrupted{by}"), file=sys.stderr)
+        return signals.exit_status()
     except BrokenPipeError:  # output piped into a reader that stopped early (``| head``)
         import os
 

@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
                         "(paper-scale presets only; see nas/train/paper_recipes.py)")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON mapping of TrainConfig fields (flags win)")
     p.add_argument("--save", metavar="FILE", help="write the trained state dict here")
+    p.add_argument("--force", action="store_true", help="replace an existing --save file of yours")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -77,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
 
         check_output_file(args.save, "--save")
     config = _config(args, genome)
+    if config.save_path:  # --save or a --config file's save_path: never a study's file, never yours unasked
+        from nas.writes import check_target
+
+        option = "--save" if args.save else f"{args.config}: save_path"
+        check_target(config.save_path, option, force=args.force)
+        if config.ema_decay is not None:
+            from nas.train.trainer import ema_path
+
+            check_target(ema_path(config.save_path), option, force=args.force)
     data = load_dataset(args.data, seed=args.seed, image_size=genome.image_size)
     with _Progress(config, enabled=sys.stderr.isatty()) as progress:
         result = train(genome, data, config, seed=args.seed, report=progress.report, on_step=progress.step)

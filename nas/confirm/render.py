@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +159,9 @@ def plot_confirmation(conf: Confirmation, path: str | Path) -> Path:
     fig.suptitle(f"Confirmation of study {conf.study}", fontsize=12)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    from nas.writes import save_figure
+
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -175,9 +176,9 @@ def _budget(b: dict[str, Any]) -> str:
 
 
 def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from nas.writes import atomic_write
+
+    atomic_write(path, text)
 
 
 def write_confirmation(conf: Confirmation, out_dir: str | Path) -> dict[str, Path]:
@@ -187,9 +188,7 @@ def write_confirmation(conf: Confirmation, out_dir: str | Path) -> dict[str, Pat
              "json": out / CONFIRM_FILE}
     _atomic(files["md"], confirmation_markdown(conf))
     _atomic(files["csv"], confirmation_frame(conf).to_csv(index=False))
-    tmp_png = out / f".confirm.png.tmp{os.getpid()}.png"
-    plot_confirmation(conf, tmp_png)
-    tmp_png.replace(files["png"])
+    plot_confirmation(conf, files["png"])  # written atomically (nas.writes.save_figure)
     _atomic(files["json"], json.dumps(conf.to_dict(), indent=1, default=_plain, allow_nan=False))
     return files
 

@@ -101,11 +101,13 @@ def run_confirmation(plan: ConfirmPlan, *, quiet: bool = False) -> Any:
     """Train the plan's missing cells (one driver per confirmation folder); returns the AblationRun."""
     from nas.ablation.runner import run_ablation
     from nas.search.lock import study_lock
+    from nas.writes import Owner, claim_folder
 
     start = time.time()
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(plan.out_dir, Owner("confirmation", plan.config.name))  # never an ablation's or a study's folder
     with study_lock(plan.out_dir):
-        result = run_ablation(plan.config, plan.out_dir, quiet=quiet, objectives=tuple(plan.view.objectives))
+        result = run_ablation(plan.config, plan.out_dir, quiet=quiet, objectives=tuple(plan.view.objectives),
+                              kind="confirmation")
     if not quiet:
         print(f"confirmation cells: {result.ran} trained now, {result.skipped} already stored, "
               f"{result.total - len(result.records)} missing; {time.time() - start:.0f}s", flush=True)

@@ -184,11 +184,12 @@ def genome_to_yaml(genome: Genome, metadata: Mapping[str, Any] | None = None) ->
 
 
 def save_genome(genome: Genome, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+    from nas.writes import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
         doc = genome.to_dict() if not metadata else {"metadata": dict(metadata), **genome.to_dict()}
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write(path, json.dumps(doc, indent=2) + "\n")
     else:
-        path.write_text(genome_to_yaml(genome, metadata))
+        atomic_write(path, genome_to_yaml(genome, metadata))
     return path

@@ -52,8 +52,13 @@ def start_ray_checked(init_ray: Callable[[str | None], bool], address: str | Non
     """``init_ray(address)``, then :func:`check_cluster_resources`; Ray started here is stopped on refusal."""
     import ray
 
+    from nas import signals
+    from nas.reach import probe_ray_address
+
     quiet_ray_notices()
+    probe_ray_address(address)  # an address nothing answers at fails in seconds, not after Ray's minutes of retries
     started = init_ray(address)
+    signals.reinstall()  # ray.init replaces the driver's SIGTERM handler with sys.exit(15)
     try:
         check_cluster_resources(resources, ray.cluster_resources(), what)
     except BaseException:

@@ -38,9 +38,9 @@ def load_references(study_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def _save(study_dir: Path, results: dict[str, dict[str, Any]]) -> None:
     path = study_dir / REFERENCES_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)  # atomic: a kill mid-way keeps the presets already trained
+    from nas.writes import atomic_write
+
+    atomic_write(path, json.dumps(results, indent=2, default=str) + "\n")  # a kill keeps the presets already trained
 
 
 def train_references(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dict[str, dict[str, Any]]:

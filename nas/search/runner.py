@@ -58,10 +58,9 @@ def _save_or_check_config(config: Any, study_dir: Path) -> None:
                     f"{study_dir} holds a study whose {key!r} is {saved.get(key)!r}, not {doc.get(key)!r}; "
                     f"resume it with `nas study resume {study_dir}` or choose another --out"
                 )
-    study_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    tmp.replace(path)  # atomic: a kill never leaves half a config
+    from nas.writes import atomic_write
+
+    atomic_write(path, yaml.safe_dump(doc, sort_keys=False))  # a kill or a full disk never leaves half a config
 
 
 def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
@@ -76,9 +75,10 @@ def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
     _save_or_check_config(config, study_dir)
     storage = open_storage(storage_url(study_dir, config.storage), heartbeat_interval=config.heartbeat_interval,
                            grace_period=config.grace_period)
-    study = optuna.create_study(
-        study_name=config.name, storage=storage, directions=config.directions(), load_if_exists=True
-    )
+    from nas.search.identity import create_nas_study
+
+    study = create_nas_study(storage, storage_url(study_dir, config.storage), config.name, config.directions(),
+                             own_file=config.storage is None)  # marked as nas's; a plain-Optuna study is refused
     if study.metric_names != list(config.objectives):  # the dashboard's names instead of "0", "1"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -100,10 +100,11 @@ def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
 
 def write_trials_csv(study: optuna.Study, study_dir: Path, objectives: list[str]) -> Path:
     frame = trials_frame(study, objectives)
+    from nas.writes import atomic_open
+
     path = study_dir / "trials.csv"
-    tmp = path.with_suffix(".tmp")
-    frame.drop(columns=[c for c in ("sampled",) if c in frame], errors="ignore").to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_open(path) as fh:
+        frame.drop(columns=[c for c in ("sampled",) if c in frame], errors="ignore").to_csv(fh, index=False)
     return path
 
 
@@ -250,8 +251,10 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
     cost and storage still run, which is what the orchestration benchmark measures.
     """
     from nas.search.lock import study_lock
+    from nas.writes import Owner, claim_folder
 
     study_dir = Path(study_dir).resolve()
+    claim_folder(study_dir, Owner("study", config.name))  # never another study's or an ablation's folder
     with study_lock(study_dir):
         return _run_locked(config, study_dir, quiet=quiet, dry_run=dry_run)
 

@@ -46,6 +46,9 @@ def open_storage(url: str, *, heartbeat_interval: float | None = None,
     import time
     import warnings
 
+    from nas.reach import probe_storage_url
+
+    probe_storage_url(url)  # a server that does not answer fails in seconds (nas.reach)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
@@ -94,10 +97,13 @@ def load_optuna_study(study_dir: Path, name: str, storage: str | None) -> optuna
 
     url = storage_url(study_dir, storage)
     check_readable_storage(study_dir, url)  # reading never creates the storage
+    from nas.search.identity import require_nas_study
+
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(url))
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
         raise ConfigError(f"no study named {name!r} in storage {url}") from None
+    return require_nas_study(study, url)  # a plain-Optuna study is never shown as a nas study
 
 
 def requeue_interrupted(study: optuna.Study, only: Collection[int] | None = None) -> list[int]:

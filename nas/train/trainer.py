@@ -305,11 +305,14 @@ def train(
             break
 
     if config.save_path:
+        from nas.writes import atomic_open
+
         path = Path(config.save_path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        with atomic_open(path, "wb") as fh:  # a full disk or a kill never leaves a truncated .pt
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, fh)
         if ema is not None:  # beside the trained weights, loadable the same way
-            torch.save({k: v.detach().cpu() for k, v in ema.module.state_dict().items()}, ema_path(path))
+            with atomic_open(ema_path(path), "wb") as fh:
+                torch.save({k: v.detach().cpu() for k, v in ema.module.state_dict().items()}, fh)
     last = history[-1]
     return TrainResult(
         val_acc=last["val_acc"], val_loss=last["val_loss"], train_acc=train_acc, train_loss=train_loss,

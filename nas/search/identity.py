@@ -1,0 +1,80 @@
+"""A nas study is recognisable in its Optuna storage; a study or storage that is not one is refused.
+
+An Optuna storage may hold studies made by plain Optuna (or another tool) under any name. Without a
+mark, ``nas study run --out DIR`` would write its trials into a ``DIR/study.db`` that Optuna made, and
+``status``/``report`` would show plain-Optuna trials as a front with blank layouts. So a study is
+marked when nas creates it, with the system attributes ``nas:kind`` (``"study"``) and ``nas:format``
+(:data:`FORMAT`), and every command that opens a study checks the mark first. Studies written before
+the mark existed are recognised by the user attributes nas has always written (``config`` and
+``objectives``), and marked on their next run.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from nas.errors import ConfigError
+
+__all__ = ["KIND_ATTR", "FORMAT_ATTR", "FORMAT", "ForeignStudyError", "is_nas_study", "require_nas_study",
+           "create_nas_study"]
+
+KIND_ATTR = "nas:kind"
+FORMAT_ATTR = "nas:format"
+FORMAT = 1
+
+
+class ForeignStudyError(ConfigError):
+    """An Optuna study or storage that nas did not make."""
+
+
+def system_attrs(study: Any) -> dict[str, Any]:
+    """A study's system attributes (``FrozenStudy`` has them; an ``optuna.Study`` asks its storage)."""
+    if hasattr(study, "system_attrs"):
+        return dict(study.system_attrs)
+    return dict(study._storage.get_study_system_attrs(study._study_id))
+
+
+def is_nas_study(study: Any) -> bool:
+    """Whether ``study`` (an ``optuna.Study`` or a ``FrozenStudy``) was made by nas."""
+    if system_attrs(study).get(KIND_ATTR) == "study":
+        return True
+    user = study.user_attrs
+    return isinstance(user.get("config"), dict) and isinstance(user.get("objectives"), list)
+
+
+def require_nas_study(study: optuna.Study, url: str) -> optuna.Study:
+    """``study``, or :class:`ForeignStudyError` when nas did not make it."""
+    if not is_nas_study(study):
+        raise ForeignStudyError(
+            f"storage {url}: study {study.study_name!r} was not made by nas (it has no {KIND_ATTR} mark and no "
+            f"nas config); nas reads and writes only its own studies: give the study another name, or another "
+            f"storage or --out")
+    return study
+
+
+def create_nas_study(storage: optuna.storages.BaseStorage, url: str, name: str, directions: list[str], *,
+                     own_file: bool) -> optuna.Study:
+    """Create (or open) the nas study ``name`` in ``storage`` and mark it; refuse a foreign one.
+
+    ``own_file``: the storage is the study folder's own SQLite file, which must hold nothing but this
+    study (on a shared server, other studies of any kind may live beside it).
+    """
+    summaries = storage.get_all_studies()
+    same = [s for s in summaries if s.study_name == name]
+    if same and not is_nas_study(same[0]):
+        raise ForeignStudyError(
+            f"storage {url} already holds a study {name!r} that nas did not make (no {KIND_ATTR} mark); nas "
+            f"never writes into it: give the study another name, or another storage or --out")
+    if own_file:
+        other = sorted(s.study_name for s in summaries if s.study_name != name)
+        if other:
+            shown = ", ".join(repr(n) for n in other[:3]) + (", ..." if len(other) > 3 else "")
+            raise ForeignStudyError(
+                f"storage {url} already holds other studies ({shown}); a study folder's study.db holds its own "
+                f"study only: choose a new --out")
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
+    if system_attrs(study).get(KIND_ATTR) != "study":
+        storage.set_study_system_attr(study._study_id, KIND_ATTR, "study")
+        storage.set_study_system_attr(study._study_id, FORMAT_ATTR, FORMAT)
+    return study
