@@ -43,7 +43,7 @@ KINDS = ("study", "ablation", "confirmation", "report")
 # ``best.yaml``) is the user's. Ablation, confirmation and report folders are wholly their owner's.
 STUDY_FILES = frozenset({
     OWNER_FILE, ".driver.lock", "study.db", "study.db-wal", "study.db-shm", "study.db-journal", "study.yaml",
-    "study.tmp", "trials.csv", "trials.tmp", "cost.jsonl", "references.json", "references.tmp",
+    "study.tmp", "trials.csv", "trials.tmp", "cost.jsonl", "references.json", "references.tmp", "study.db.budget-lock",
 })
 STUDY_FOLDERS = {"checkpoints": "study", "ray": "study", "report": "report", "confirm": "confirmation"}
 # Files whose presence marks a folder made before ``.nas-owner`` existed, by kind (checked in this order).

@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     files = write_table(table, result.out_dir, title=config.name, description=config.description, claims=claims,
                         curves=curves, loss_floor=floor)
     missing = result.total - len(result.records)
+    from nas.search.outcome import check_cells_outcome
+
+    rerun = f"`nas ablate {args.config} --retry-failed" + (f" --out {args.out}`" if args.out else "`")
     if args.json:
         print_json({
             "name": config.name, "dir": str(result.out_dir), "baseline": config.baseline, "seeds": list(config.seeds),
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             "elapsed_s": result.elapsed_s, "rows": table_rows(table), "claims": [c.to_dict() for c in claims],
             "files": {k: str(v) for k, v in files.items()},
         })
+        check_cells_outcome(result.records, f"ablation {config.name!r}", rerun)
         return 0 if missing == 0 else 1
     print()
     print(to_markdown(table))
@@ -54,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
         print("Claims\n\n" + claims_markdown(claims))
     print(f"{result.ran} cell(s) trained, {result.skipped} already finished, {missing} missing; "
           f"{result.elapsed_s:.0f}s; table in {files['md']} (.csv, .tex, .png)")
+    check_cells_outcome(result.records, f"ablation {config.name!r}", rerun)
     return 0 if missing == 0 else 1
 

@@ -90,11 +90,16 @@ def _saved_config(study_dir: Path, overrides: list[str] | None = None) -> Any:
     return _study_config(path, overrides or [])
 
 
-def _finish(config: Any, study_dir: Path, as_json: bool) -> int:
+def _finish(config: Any, study_dir: Path, as_json: bool, ran: bool = False) -> int:
     if as_json:
         print_json(status_object(config, study_dir))
     else:
         _print_status(config, study_dir)
+    if ran:  # a study in which every trial failed has no result: a non-zero exit says so
+        from nas.search.outcome import check_study_outcome
+        from nas.search.storage import load_optuna_study
+
+        check_study_outcome(load_optuna_study(study_dir, config.name, config.storage), str(study_dir))
     return 0
 
 
@@ -108,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _study_config(Path(args.config), args.overrides)
     study_dir = Path(args.out) if args.out else Path("runs") / config.name
     run_study(config, study_dir, quiet=args.json, dry_run=args.dry_run)
-    return _finish(config, study_dir, args.json)
+    return _finish(config, study_dir, args.json, ran=True)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -138,7 +143,7 @@ def _resume(args: argparse.Namespace) -> int:
             tmp.write_text(text)
             tmp.replace(saved)
         raise
-    return _finish(config, Path(args.dir), args.json)
+    return _finish(config, Path(args.dir), args.json, ran=True)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -155,15 +160,19 @@ def _confirm(args: argparse.Namespace) -> int:
         check_output_dir(args.out, "--out")
     result = confirm_study(args.dir, top=args.top, epochs=args.epochs, seeds=args.seeds, overrides=args.overrides,
                            out=args.out, quiet=args.json)
+    from nas.search.outcome import check_cells_outcome
+
     if args.json:
         print_json({**result.confirmation.to_dict(), "cells": {"ran": result.ran, "skipped": result.skipped,
                                                                "missing": result.missing},
                     "files": {k: str(v) for k, v in result.files.items()}})
+        check_cells_outcome(result.records, f"confirmation of {args.dir}", f"`nas study confirm {args.dir} --out NEW_FOLDER --set budget.FIELD=VALUE`")
         return 0 if result.missing == 0 else 1
     print()
     print(confirmation_markdown(result.confirmation))
     print(f"{result.ran} cell(s) trained, {result.skipped} already stored, {result.missing} missing; "
           f"files in {result.files['md'].parent} (confirm.md, .csv, .png, .json)")
+    check_cells_outcome(result.records, f"confirmation of {args.dir}", f"`nas study confirm {args.dir} --out NEW_FOLDER --set budget.FIELD=VALUE`")
     return 0 if result.missing == 0 else 1
 
 

@@ -30,6 +30,7 @@ class ConfirmResult:
     ran: int  # cells trained by this call
     skipped: int  # cells already stored
     missing: int  # cells without a record (interrupted, or Tune failed)
+    records: tuple[dict[str, Any], ...] = ()  # the stored record of every cell
 
 
 def confirm_study(study_dir: str | Path, *, top: int | None = None, epochs: int | None = None,
@@ -43,4 +44,4 @@ def confirm_study(study_dir: str | Path, *, top: int | None = None, epochs: int 
     run: Any = run_confirmation(plan, quiet=quiet)
     conf = summarize_confirmation(plan, run.records, elapsed_s=time.time() - start)
     files = write_confirmation(conf, plan.out_dir)
-    return ConfirmResult(conf, files, run.ran, run.skipped, run.total - len(run.records))
+    return ConfirmResult(conf, files, run.ran, run.skipped, run.total - len(run.records), tuple(run.records))

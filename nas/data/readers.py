@@ -32,6 +32,10 @@ LAYOUTS: dict[str, str] = {
     "synthetic": "nothing (generated)",
 }
 
+# The largest image a folder may hold, in pixels: checked from the header before anything is decoded,
+# so a file that claims 30000x30000 (a decompression bomb) is refused instead of filling the memory.
+MAX_IMAGE_PIXELS = 50_000_000  # a 7,000 x 7,000 photograph; a training image is far smaller
+INT64_MAX = 2**63 - 1
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -156,20 +160,37 @@ def _load_images(files: list[Path], size: int) -> tuple[np.ndarray, int]:
     """
     from PIL import Image, UnidentifiedImageError
 
+    import warnings
+
     images = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # our own limit speaks instead
+                with Image.open(f) as im:
+                    w, h = im.size  # from the header: nothing decoded yet
+                    if w * h > MAX_IMAGE_PIXELS or w < 1 or h < 1:
+                        raise DataError(f"imagefolder: image {f} is {w}x{h} pixels; at most {MAX_IMAGE_PIXELS:,} "
+                                        f"pixels are read (a larger header is damaged or a decompression bomb); "
+                                        f"resize or remove it")
+                    im.load()
+                    images.append(im.copy())
+        except DataError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DataError(f"imagefolder: image {f} is too large to decode safely ({exc}); resize or remove it") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as exc:
             raise DataError(f"imagefolder: cannot read image {f} ({exc}); expected {LAYOUTS['imagefolder']}") from None
     grey = all(im.mode in ("1", "L", "I", "I;16", "F") for im in images)
     mode, channels = ("L", 1) if grey else ("RGB", 3)
     out = np.empty((len(images), channels, size, size), dtype=np.uint8)
-    for i, im in enumerate(images):
+    for i, (f, im) in enumerate(zip(files, images)):
         if im.mode in ("I", "I;16", "F"):  # 16-bit / float grey: scale into 8 bits
             arr = np.asarray(im, dtype=np.float64)
+            finite = np.isfinite(arr)
+            if not finite.all():  # NaN would become 0 with a numpy warning, silently
+                raise DataError(f"imagefolder: image {f} has {int((~finite).sum()):,} of {arr.size:,} pixels that are "
+                                f"NaN or infinite; pixels must be finite numbers")
             im = Image.fromarray(np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8))
         im = im.convert(mode)
         w, h = im.size
@@ -244,9 +265,14 @@ def _npz_labels(y: np.ndarray, n: int, path: Path, key: str) -> np.ndarray:
         raise DataError(f"npz: {path}: array {key} is {y.dtype} {list(y.shape)}, expected {n} integer labels")
     if n == 0:
         raise DataError(f"npz: {path}: array {key} holds no labels (and its images none); the dataset is empty")
+    if y.dtype.kind == "b":
+        raise DataError(f"npz: {path}: array {key} is bool, expected integer labels 0..K-1")
     if y.min() < 0:
         bad = np.unique(y[y < 0])[:5].tolist()
         raise DataError(f"npz: {path}: array {key} has negative labels {bad}; labels must be 0..K-1")
+    if y.dtype.kind == "u" and int(y.max()) > INT64_MAX:  # would wrap to a negative int64
+        bad = [int(v) for v in np.unique(y[y > INT64_MAX])[:3]]
+        raise DataError(f"npz: {path}: array {key} ({y.dtype}) has labels {bad} beyond 2^63 - 1; labels must be 0..K-1")
     return y.astype(np.int64)
 
 
