@@ -175,6 +175,13 @@ def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyC
     return StudyConfig.from_dict(doc, base_dir=path.parent, label=path.name)
 
 
+def _plain_text(raw: str) -> bool:
+    """Whether a ``--set`` value is meant as text although YAML could read a mapping into it: it is not
+    written as a flow mapping (``{...}``) and none of its colons is followed by a space (``a: 1``)."""
+    text = raw.strip()
+    return bool(text) and not text.startswith(("{", "[", "'", '"')) and ": " not in text and "\n" not in text
+
+
 def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``doc`` with each ``key.sub=value`` applied; values are parsed as YAML.
 
@@ -191,8 +198,13 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
         try:
             value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # PyYAML's text spans lines
-            raise ConfigError(f"--set {show(item)}: the value is not valid YAML: {problem}") from None
+            if _plain_text(raw):  # a URL such as sqlite:///:memory: is text, whatever YAML makes of it
+                value = raw.strip()
+            else:
+                problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # PyYAML's text spans lines
+                raise ConfigError(f"--set {show(item)}: the value is not valid YAML: {problem}") from None
+        if isinstance(value, dict) and _plain_text(raw):
+            value = raw.strip()  # 'sqlite:///:memory:' or 'host:6379' read as a one-key mapping: the user meant text
         node = out
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
@@ -299,6 +311,10 @@ class _Validator(Validator):
         if not isinstance(value, str) or not _URL.match(value):
             raise self.error(f"storage must be null (an SQLite file in the study directory) or an SQLAlchemy URL "
                              f"such as sqlite:///study.db or postgresql://user@host/db, got {show(value)}")
+        if value.startswith("sqlite") and (":memory:" in value or value.rstrip("/") in ("sqlite:", "sqlite:/")):
+            raise self.error(f"storage {show(value)} is an in-memory database: it keeps nothing once the driver ends, "
+                             f"so the study could never be resumed or read; leave storage out (a file in the study "
+                             f"directory) or give a file, e.g. sqlite:///study.db")
         return value
 
     def prescreen(self, value: Any) -> dict[str, Any] | None:

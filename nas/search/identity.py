@@ -10,6 +10,8 @@ the mark existed are recognised by the user attributes nas has always written (`
 """
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -17,7 +19,7 @@ import optuna
 from nas.errors import ConfigError
 
 __all__ = ["KIND_ATTR", "FORMAT_ATTR", "FORMAT", "ForeignStudyError", "is_nas_study", "require_nas_study",
-           "create_nas_study"]
+           "create_nas_study", "check_folder_storage"]
 
 KIND_ATTR = "nas:kind"
 FORMAT_ATTR = "nas:format"
@@ -78,3 +80,39 @@ def create_nas_study(storage: optuna.storages.BaseStorage, url: str, name: str, 
         storage.set_study_system_attr(study._study_id, KIND_ATTR, "study")
         storage.set_study_system_attr(study._study_id, FORMAT_ATTR, FORMAT)
     return study
+
+
+def check_folder_storage(study_dir: str | Path, name: str, storage: str | None) -> None:
+    """Before a run writes anything into ``study_dir``: its own ``study.db``, if there, must be nas's.
+
+    Read with SQLite in read-only mode, so a foreign folder is refused without a byte written to it
+    (no marker, no ``study.yaml``, no lock file).
+    """
+    import json
+    import sqlite3
+
+    if storage is not None:
+        return  # a shared storage is checked when it is opened (create_nas_study)
+    db = Path(study_dir) / "study.db"
+    if not db.is_file():
+        return
+    url = f"sqlite:///{db.resolve()}"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True, timeout=60)) as con:
+            rows = con.execute("SELECT study_id, study_name FROM studies").fetchall()
+            system = con.execute("SELECT study_id, key, value_json FROM study_system_attributes").fetchall()
+            user = con.execute("SELECT study_id, key FROM study_user_attributes").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ForeignStudyError(f"{db} is not an Optuna storage made by nas ({exc}); nas never writes into it: "
+                                f"choose a new --out") from None
+    marked = {sid for sid, key, value in system if key == KIND_ATTR and json.loads(value) == "study"}
+    legacy = {sid for sid, key in user if key == "config"} & {sid for sid, key in user if key == "objectives"}
+    for sid, study_name in rows:
+        if sid not in marked | legacy:
+            raise ForeignStudyError(f"storage {url} already holds a study {study_name!r} that nas did not make (no "
+                                    f"{KIND_ATTR} mark); nas never writes into it: choose a new --out")
+    other = sorted(n for _, n in rows if n != name)
+    if other:
+        shown = ", ".join(repr(n) for n in other[:3]) + (", ..." if len(other) > 3 else "")
+        raise ForeignStudyError(f"storage {url} already holds other studies ({shown}); a study folder's study.db "
+                                f"holds its own study only: choose a new --out")

@@ -250,10 +250,12 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
     ``dry_run`` replaces each trial's training by a no-op (zero metrics): sampling, Ray scheduling,
     cost and storage still run, which is what the orchestration benchmark measures.
     """
+    from nas.search.identity import check_folder_storage
     from nas.search.lock import study_lock
     from nas.writes import Owner, claim_folder
 
     study_dir = Path(study_dir).resolve()
+    check_folder_storage(study_dir, config.name, config.storage)  # a plain-Optuna study.db: refused, nothing written
     claim_folder(study_dir, Owner("study", config.name))  # never another study's or an ablation's folder
     with study_lock(study_dir):
         return _run_locked(config, study_dir, quiet=quiet, dry_run=dry_run)
