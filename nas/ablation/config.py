@@ -304,7 +304,8 @@ class _AblationValidator(Validator):
         doc = self.mapping("ablation config", raw, FIELDS)
         name = doc.get("name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {show(name)}")
+            raise self.error(f"name must be ASCII letters (a-z, A-Z), digits, '_', '.' or '-', starting with a letter "
+                             f"or digit (it names a directory), got {show(name)}")
         if doc.get("base") is None:
             raise self.error("base is missing: a preset name, a genome file or an inline genome mapping")
         base = self.genome("base", doc["base"])

@@ -223,13 +223,13 @@ def export_trial(study: str | Path | StudyView, rule: str, out: str | Path, *, w
         from nas.analysis.confirmed import confirmed_metadata
 
         metadata["confirmed"] = confirmed_metadata(confirmation, trial.number)
-    path = save_genome(genome, out, metadata)
     weights_path = None
-    if source is not None and weights is not None:
+    if source is not None and weights is not None:  # the weights first: the larger file fails first on a full disk
         weights_path = Path(weights)
         if source.resolve() != weights_path.resolve():
             from nas.writes import atomic_copy
 
             atomic_copy(source, weights_path)  # a full disk names the destination and leaves no truncated copy
+    path = save_genome(genome, out, metadata)
     verified = verify_export(path, weights_path) if verify else None
     return ExportResult(path=path, selection=selection, metadata=metadata, weights=weights_path, verified=verified)

@@ -140,6 +140,15 @@ def count_cost(
     from more, and search workers count side by side, where extra threads only contend) and inside
     ``torch.random.fork_rng``, so counting leaves the caller's thread setting and RNG stream as they were.
     """
+    if threads is not None:  # -1 or 0 would reach torch.set_num_threads, which refuses it in its own words
+        from nas.fields import integer
+
+        threads = integer("count_cost(threads): threads", threads, minimum=1, cap=1024, error=NasError)
+    if isinstance(subject, nn.Module) and any(p.is_meta for p in subject.parameters()):
+        if not isinstance(getattr(subject, "genome", None), Genome):  # a meta network has shapes, no values
+            raise NasError("count_cost(subject): the network's weights are on the meta device and it has no genome "
+                           "to rebuild it from; count a network with real weights, or its genome")
+        subject = subject.genome  # the same network, built for counting with real (CPU) weights
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

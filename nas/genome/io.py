@@ -158,8 +158,15 @@ def load_genome(spec: str | Path | Mapping[str, Any] | Genome, **overrides: Any)
     ``overrides`` (``image_size=32``, ``num_classes=10``) replace top-level fields; ``None`` values
     are ignored so CLI flags that were not given pass straight through.
     """
+    import os
+
+    if isinstance(spec, os.PathLike) and not isinstance(spec, Path):
+        spec = Path(os.fspath(spec))
+    if not isinstance(spec, (str, Path, Mapping, Genome)):
+        raise GenomeError(f"load_genome(spec): spec must be a preset name or genome file (str or Path), a mapping "
+                          f"of genome fields or a Genome, got {type(spec).__name__} {show(spec)}")
     if not isinstance(spec, (str, Path)):
-        return parse_genome(spec, **overrides)  # a mapping or genome; anything else is rejected there
+        return parse_genome(spec, **overrides)
     text = str(spec)
     if text in PRESETS:
         return parse_genome(PRESETS[text].genome, **overrides)

@@ -12,7 +12,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from nas.errors import DataError
 from nas.genome import ATTENTION_MIXERS
 from nas.genome.schema import Genome, Stage
 from nas.layers.block import Block
@@ -20,8 +19,9 @@ from nas.layers.grid import Grid
 from nas.layers.norms import make_norm
 from nas.layers.registry import get_mixer
 from nas.layers.stems import ConvStem, PatchMerging, PatchStem
+from nas.models.inputs import InputShapeError, InputTypeError, input_error
 
-__all__ = ["VisionNet", "InputShapeError", "build_model"]
+__all__ = ["VisionNet", "InputShapeError", "InputTypeError", "build_model"]
 
 _STAGE_OPTIONS = ("heads", "shift_ratio", "expansion", "se_ratio", "reattn_norm")
 
@@ -49,10 +49,6 @@ def _fan_out_conv(m: nn.Conv2d) -> None:
 # Convolution init per ``genome.init``. ``vit`` is absent: timm's and DeiT's ViT leave the patch
 # projection at PyTorch's default, as nas does without ``init``.
 CONV_INITS = {"shiftvit": _trunc_normal_conv, "coatnet": _fan_out_conv}
-
-
-class InputShapeError(DataError):
-    """An input tensor whose shape is not the one the network was built for."""
 
 
 class VisionNet(nn.Module):
@@ -141,12 +137,11 @@ class VisionNet(nn.Module):
                 m.eps = self.genome.norm_eps  # read in forward: setting it after construction is enough
 
     def forward_features(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, N, C_last]
-        if x.shape[1:] != self.input_shape:  # a few integer comparisons: nothing beside the stem's convolution
-            raise InputShapeError(f"this network was built for inputs [B, {', '.join(map(str, self.input_shape))}] "
-                                  f"(genome image_size {self.genome.image_size}, "
-                                  f"in_channels {self.genome.in_channels}), "
-                                  f"got [{', '.join(map(str, x.shape))}]; resize the images or build the genome with "
-                                  f"image_size {x.shape[-1]}")
+        w = self.head.weight  # a few comparisons of Python values: nothing beside the stem's convolution
+        if not isinstance(x, Tensor) or x.shape[1:] != self.input_shape or x.dtype != w.dtype or x.device != w.device:
+            error = input_error(self, x, w)  # advice for each case: numpy, uint8, NHWC, no batch axis...
+            if error is not None:
+                raise error
         x = self.stem(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)

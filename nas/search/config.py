@@ -224,7 +224,8 @@ class _Validator(Validator):
                 raise self.error(f"{key} is missing")
         name = doc.get("name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {show(name)}")
+            raise self.error(f"name must be ASCII letters (a-z, A-Z), digits, '_', '.' or '-', starting with a letter "
+                             f"or digit (it names a directory), got {show(name)}")
         objectives = self.objectives(doc["objectives"])
         budget = self.budget(doc.get("budget"))
         default_sampler = "nsga2" if len(objectives) > 1 else "tpe"

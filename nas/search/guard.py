@@ -15,8 +15,10 @@
 """
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from nas.errors import ConfigError, NasError, os_error_message
@@ -89,9 +91,36 @@ def as_user_error(exc: BaseException, database: str | None = None) -> NasError |
             return NasError(os_error_message(link))
         text = str(link)
         if type(link).__name__ == "OperationalError" and ("disk is full" in text or "disk I/O error" in text):
-            return NasError(f"cannot write {database or 'the study database'}: the disk is full; free some space "
-                            f"and run the same command again (finished trials are kept)")
+            from nas.writes import free_space
+
+            where = database or "the study database"
+            return NasError(f"cannot write {where}: the disk is full ({free_space(where) if database else 'unknown'} "
+                            f"free); free some space and resume (finished trials are kept, the interrupted ones are "
+                            f"queued again)")
     return None
+
+
+class _UserErrorsSpeakOnce(logging.Filter):
+    """Drops Ray Tune's own tracebacks of a failure that :func:`fit_guarded` reports as one line
+    (a full disk inside a searcher callback is logged as "Error stopping trial" once per trial)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or as_user_error(exc) is None
+
+
+@contextmanager
+def _quiet_user_errors() -> Iterator[None]:
+    quiet = _UserErrorsSpeakOnce()
+    loggers = [logging.getLogger(n) for n in ("ray", "ray.tune", "ray.tune.execution.tune_controller", "ray.train")]
+    handlers = {h for lg in [*loggers, logging.getLogger()] for h in lg.handlers}
+    for item in (*loggers, *handlers):
+        item.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for item in (*loggers, *handlers):
+            item.removeFilter(quiet)
 
 
 def fit_guarded(fit: Callable[[], T], cleanup: list[Callable[[], Any]], interrupted: Callable[[], str],
@@ -107,7 +136,8 @@ def fit_guarded(fit: Callable[[], T], cleanup: list[Callable[[], Any]], interrup
     failure: BaseException | None = None
     result: Any = None
     try:
-        result = fit()
+        with _quiet_user_errors():
+            result = fit()
     except BaseException as exc:  # noqa: BLE001 - re-raised below after the clean-up, as one line where possible
         failure = exc
     finally:

@@ -139,6 +139,20 @@ def number(label: str, where: str, value: Any, integer: bool = False) -> float:
     return int(value) if as_int else out
 
 
+def _choices_hint(items: list[Any]) -> str:
+    """What to write instead of a bare list: ``{choices: [...]}`` only when its items are plain values
+    (a list of specs such as ``[{int: [1, 2]}]`` would not be valid choices either)."""
+    if items and all(isinstance(v, (str, int, float, bool)) and v is not None for v in items):
+        return f"for choices write {{choices: {fields.show(items)}}}"
+    if len(items) == 1 and isinstance(items[0], Mapping):
+        import yaml
+
+        flow = yaml.safe_dump(dict(items[0]), default_flow_style=True, width=10**6).strip()
+        return f"for one spec for every stage write it without the list: {flow if len(flow) < 60 else '{...}'}"
+    return ("write a constant, {choices: [plain values]}, {int: [low, high]} or {float: [low, high]}, or for a "
+            "per-stage list one such entry per stage")
+
+
 def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_when: bool = False) -> Param:
     """Validate one parameter spec (see the module docstring); errors name ``where``."""
 
@@ -146,7 +160,7 @@ def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_
         return ConfigError(f"search space {label}: parameter {where!r}: {message}")
 
     if isinstance(raw, (list, tuple)):
-        raise fail(f"a bare list is not a parameter; write {{choices: {fields.show(list(raw))}}}")
+        raise fail(f"a bare list is not a parameter; {_choices_hint(list(raw))}")
     if not isinstance(raw, Mapping):
         if raw is None or not isinstance(raw, (str, int, float, bool)):
             raise fail(f"expected a constant or a mapping such as {{choices: [...]}}, got {fields.show(raw)}")
@@ -507,7 +521,7 @@ class _Loader:
             if isinstance(spec, list):
                 if len(spec) != n:
                     raise self.error(f"parameter 'stage.{name}': a per-stage list needs {n} entries (the largest "
-                                     f"stage count), got {len(spec)}; for choices write {{choices: {fields.show(spec)}}}")
+                                     f"stage count), got {len(spec)}; {_choices_hint(spec)}")
                 params = tuple(parse_param(self.label, f"stage.{name}[{i}]", s, stage=True, allow_when=allow_when)
                                for i, s in enumerate(spec))
                 if any(p.tied for p in params):

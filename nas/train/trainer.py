@@ -184,10 +184,12 @@ def train(
     loss}`` (for progress bars). A non-finite loss raises :class:`TrainingDiverged` at once. Two CPU
     runs with the same seed give identical metrics.
     """
+    from nas.train.arguments import data_spec, train_config, train_seed
+
     t_start = time.perf_counter()
-    config = config or TrainConfig()
+    config, seed, data = train_config(config), train_seed(seed), data_spec(data)  # a dict, a Path: accepted
     device = pick_device(config.device)
-    if isinstance(data, str):
+    if not isinstance(data, ImageDataset):
         size_hint = load_genome(model_or_genome).image_size if isinstance(model_or_genome, (str, Mapping)) else (
             model_or_genome.image_size if isinstance(model_or_genome, Genome) else None)
         data = load_dataset(data, seed=seed, image_size=size_hint)
