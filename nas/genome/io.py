@@ -163,8 +163,8 @@ def load_genome(spec: str | Path | Mapping[str, Any] | Genome, **overrides: Any)
     if isinstance(spec, os.PathLike) and not isinstance(spec, Path):
         spec = Path(os.fspath(spec))
     if not isinstance(spec, (str, Path, Mapping, Genome)):
-        raise GenomeError(f"load_genome(spec): spec must be a preset name or genome file (str or Path), a mapping "
-                          f"of genome fields or a Genome, got {type(spec).__name__} {show(spec)}")
+        raise GenomeError(f"load_genome(spec): a genome must be a mapping of fields, got {type(spec).__name__} "
+                          f"{show(spec)}; or give a preset name or a genome file (str or Path), or a Genome")
     if not isinstance(spec, (str, Path)):
         return parse_genome(spec, **overrides)
     text = str(spec)
