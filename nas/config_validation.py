@@ -21,6 +21,14 @@ MAX_RESOURCE = 1e6  # CPUs or GPUs per trial; the cluster's own count is checked
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a study or ablation name is also a directory and a DB key
 
 
+
+def save_path_refusal(value: Any) -> str:
+    """Why ``budget.save_path`` has no place in a study, ablation or confirmation (every trial would
+    write that one file, wherever it points: another study's ``study.db``, an ablation's ``cells.jsonl``)."""
+    return (f"save_path {show(value)} is not allowed here: a study, ablation or confirmation keeps its weights in "
+            f"its own folder (keep_checkpoints: pareto or all writes DIR/checkpoints; `nas export DIR --weights FILE` "
+            f"copies one out); remove save_path")
+
 class Validator:
     """Field checks that turn a config document's values into validated Python values.
 
@@ -89,9 +97,7 @@ class Validator:
         except ConfigError as exc:
             raise self.error(f"budget: {str(exc).removeprefix('train config: ')}") from None
         if doc.get("save_path") is not None:  # every trial or cell would write the same file (nas.writes)
-            raise self.error(f"budget: save_path {show(doc['save_path'])} is not allowed here: a study, ablation or "
-                             f"confirmation keeps its weights in its own folder (keep_checkpoints: pareto or all "
-                             f"writes DIR/checkpoints; `nas export DIR --weights FILE` copies one out); remove save_path")
+            raise self.error(f"budget: {save_path_refusal(doc['save_path'])}")
         return doc
 
     def resources(self, value: Any) -> dict[str, float]:

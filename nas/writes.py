@@ -141,19 +141,20 @@ def _is_owned_part(owner: Owner, rel: Path) -> bool:
     return parts[0] in STUDY_FOLDERS or (len(parts) == 1 and parts[0] in STUDY_FILES)
 
 
-def claim_folder(folder: str | Path, owner: Owner, option: str = "--out") -> Path:
+def claim_folder(folder: str | Path, owner: Owner, option: str = "--out", *, check_only: bool = False) -> Path:
     """Make ``folder`` ``owner``'s (creating it), or raise :class:`OwnershipError` naming its owner.
 
     Allowed: a new or empty folder; a folder this owner already claimed; a folder of the same kind and
     name made before markers existed; a sub-folder a study sets aside for this kind (``report``,
     ``confirm``). Refused: another owner's folder, a part of another owner's folder it writes itself
     (a study's ``checkpoints/``), and a folder of the user's that already holds a file this kind writes.
+    ``check_only``: refuse as above, but write nothing (a command checks its folder before slow work).
     """
     folder = Path(folder)
     current = owner_of(folder) if folder.is_dir() else None
     if current is not None:
         if current.kind == owner.kind and (current.name == owner.name or not current.name):
-            if not (folder / OWNER_FILE).is_file():
+            if not check_only and not (folder / OWNER_FILE).is_file():
                 atomic_write(folder / OWNER_FILE, json.dumps(owner.to_dict()) + "\n")
             return folder
         raise OwnershipError(f"{option} {_short(folder)} belongs to {current.describe()}; {owner.kind} "
@@ -171,8 +172,9 @@ def claim_folder(folder: str | Path, owner: Owner, option: str = "--out") -> Pat
         if taken:
             raise OwnershipError(f"{option} {_short(folder)} already holds {', '.join(taken)}, which no nas "
                                  f"{owner.kind} made; choose a new or empty folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / OWNER_FILE, json.dumps(owner.to_dict()) + "\n")
+    if not check_only:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / OWNER_FILE, json.dumps(owner.to_dict()) + "\n")
     return folder
 
 

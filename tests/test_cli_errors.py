@@ -364,3 +364,137 @@ def test_a_refused_resume_says_what_it_would_change_and_leaves_study_yaml_alone(
         "error: resources.gpu 1: the Ray cluster has 0 GPU(s) in all, so a trial could never start; "
         "lower it (e.g. --set resources.gpu=0)"]
     assert (study / "study.yaml").read_text() == before  # the refused change did not take effect
+
+
+# Nothing a command writes lands on another's files; foreign storages, dead services and bad data in one line.
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (a decompression bomb's shape; a few bytes on disk)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def owned(world: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A nas study with no trials, an ablation folder, a plain-Optuna folder, a user's file, bad images."""
+    import optuna
+    from PIL import Image
+
+    from nas.search.identity import create_nas_study
+    from nas.search.storage import open_storage
+    from nas.writes import Owner, claim_folder
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    nas_study = claim_folder(tmp_path / "N", Owner("study", "r"))
+    cfg = yaml.safe_load(Path("study_cfg.yaml").read_text())
+    (nas_study / "study.yaml").write_text(yaml.safe_dump(cfg))
+    url = f"sqlite:///{nas_study / 'study.db'}"
+    create_nas_study(open_storage(url), url, "r", ["maximize"], own_file=True)
+    abl = claim_folder(tmp_path / "A", Owner("ablation", "abl"))
+    (abl / "cells.jsonl").write_text("")
+    (tmp_path / "abl.yaml").write_text(yaml.safe_dump({
+        "name": "other", "base": "vit_cifar", "variants": [{"name": "a"}], "baseline": "a", "seeds": [0],
+        "data": "synthetic", "budget": {"epochs": 1}}))
+    plain = tmp_path / "P"
+    plain.mkdir()
+    optuna.create_study(study_name="s", storage=f"sqlite:///{plain / 'study.db'}")
+    (plain / "study.yaml").write_text(Path(world["study"], "study.yaml").read_text())
+    (tmp_path / "mine.pt").write_text("my weights")
+    for name, special in (("bomb", _png_header(30000, 30000)), ("big", _png_header(9000, 9000))):
+        for cls in ("a", "b"):
+            (tmp_path / name / cls).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / name / cls / f"{i}.png")
+        (tmp_path / name / "a" / "x.png").write_bytes(special)
+    for cls in ("a", "b"):
+        (tmp_path / "nan" / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "nan" / cls / "0.png")
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan" / "a" / "nan.tif")
+    np.savez(tmp_path / "u64.npz", x=np.zeros((12, 8, 8), np.uint8),
+             y=np.array([0, 1] * 5 + [2**63 + 5, 1], dtype=np.uint64))
+    (tmp_path / "space.yaml").write_text("num_stages: {choices: [1, 2]}\nstage:\n  mixer: {choices: [attention]}\n"
+                                         "  depth: [{int: [1, 2]}]\n  dim: {choices: [32]}\n  heads: {choices: [2]}\n")
+    return {**world, "nas": "N", "abl": "A", "plain": "P"}  # relative (the cwd is tmp_path): short messages
+
+
+OWNERSHIP_CASES: list[tuple[str, list[str], str]] = [
+    # 1. one write policy
+    *[(f"{cmd} budget.save_path", [*argv, "--set", f"budget.save_path={{{target}}}/{name}"],
+       r"budget: save_path .* is not allowed here: a study, ablation or confirmation keeps its weights in its own")
+      for cmd, argv, target, name in (
+          ("study run", ["study", "run", "study_cfg.yaml", "--out", "R"], "nas", "study.db"),
+          ("study run other's csv", ["study", "run", "study_cfg.yaml", "--out", "R"], "study", "trials.csv"),
+          ("ablate", ["ablate", "abl.yaml", "--out", "R"], "abl", "cells.jsonl"),
+          ("confirm", ["study", "confirm", "{nas}"], "nas", "study.db"))],
+    ("ablate into another ablation", ["ablate", "abl.yaml", "--out", "{abl}"],
+     r"--out .*A belongs to ablation 'abl'; ablation 'other' writes only to a new or empty folder or its own"),
+    ("study run into an ablation", ["study", "run", "study_cfg.yaml", "--out", "{abl}"], r"belongs to ablation 'abl'"),
+    ("report into an ablation", ["study", "report", "{nas}", "--out", "{abl}"], r"--out .*A belongs to ablation 'abl'; report 'r'"),
+    ("report into its study", ["study", "report", "{nas}", "--out", "{nas}"], r"--out .*N belongs to study 'r'; report 'r'"),
+    ("confirm into an ablation", ["study", "confirm", "{nas}", "--out", "{abl}"],
+     r"--out .*A belongs to ablation 'abl'; confirmation 'r-confirm'"),
+    ("export over a confirmation", ["export", "{nas}", "--pick", "knee", "--out", "{nas}/confirm/confirm.json"],
+     r"--out .*confirm\.json is a file of study 'r'"),
+    ("export into an ablation", ["export", "{nas}", "--pick", "knee", "--out", "{abl}/best.yaml"],
+     r"--out .*best\.yaml is a file of ablation 'abl'"),
+    ("export --weights over mine", ["export", "{nas}", "--pick", "knee", "--weights", "mine.pt"],
+     r"--weights mine\.pt already exists; pass --force to replace it"),
+    ("train --save over mine", ["train", "{ok}", "--data", "synthetic", "--save", "mine.pt"],
+     r"--save mine\.pt already exists; pass --force"),
+    ("train --save into a study", ["train", "{ok}", "--data", "synthetic", "--save", "{nas}/trials.csv", "--force"],
+     r"--save N/trials\.csv is a file of (the study or ablation|study 'r')"),
+    # 2. foreign storages
+    *[(f"plain Optuna: {' '.join(argv[:2])}", argv, rf"study 's' (was not made by nas|that nas did not make)")
+      for argv in (["study", "status", "{plain}"], ["study", "report", "{plain}"], ["study", "resume", "{plain}"],
+                   ["study", "confirm", "{plain}"], ["export", "{plain}", "--pick", "knee", "--out", "e.yaml"],
+                   ["study", "run", "{plain}/study.yaml", "--out", "{plain}"])],
+    # 3. an unreachable Ray cluster
+    ("ray_address 127.0.0.1:1", ["study", "run", "study_cfg.yaml", "--out", "R", "--set", "ray_address=127.0.0.1:1"],
+     r"ray_address '127\.0\.0\.1:1': cannot reach a Ray cluster there \(Connection refused"),
+    # 4. data
+    ("decompression bomb", ["train", "{ok}", "--data", "imagefolder:bomb"], r"imagefolder: image bomb/a/x\.png is too large"),
+    ("9000x9000 header", ["train", "{ok}", "--data", "imagefolder:big"],
+     r"imagefolder: image big/a/x\.png is 9000x9000 pixels; at most 50,000,000"),
+    ("all-NaN float TIFF", ["train", "{ok}", "--data", "imagefolder:nan"],
+     r"image nan/a/nan\.tif has 64 of 64 pixels that are NaN or infinite"),
+    ("uint64 label 2^63+5", ["train", "{ok}", "--data", "npz:u64.npz"],
+     r"array y \(uint64\) has labels \[9223372036854775813\] beyond 2\^63 - 1"),
+    ("study on a bomb", ["study", "run", "study_cfg.yaml", "--out", "R", "--set", "data=imagefolder:bomb"],
+     r"image bomb/a/x\.png is too large"),
+    # 7. messages that mislead
+    ("storage in memory", ["study", "run", "study_cfg.yaml", "--out", "R", "--set", "storage=sqlite:///:memory:"],
+     r"storage 'sqlite:///:memory:' is an in-memory database"),
+    ("name étude", ["study", "run", "study_cfg.yaml", "--out", "R", "--set", "name=étude"],
+     r"name must be ASCII letters \(a-z, A-Z\), digits, '_', '\.' or '-', starting with a letter or digit .*'étude'"),
+    ("name ..", ["study", "run", "study_cfg.yaml", "--out", "R", "--set", "name=.."], r"starting with a letter or digit .*'\.\.'"),
+    ("space list of specs", ["study", "run", "study_cfg.yaml", "--out", "R", "--set", "space=space.yaml"],
+     r"needs 2 entries .*got 1; for one spec for every stage write it without the list: \{int: \[1, 2\]\}$"),
+]
+
+
+@pytest.mark.parametrize("argv, message", [c[1:] for c in OWNERSHIP_CASES], ids=[c[0] for c in OWNERSHIP_CASES])
+def test_nothing_lands_on_anothers_files_and_every_failure_is_one_line(owned: dict[str, str],
+                                                                       capsys: pytest.CaptureFixture,
+                                                                       argv: list[str], message: str) -> None:
+    def snapshot() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for key in ("nas", "abl", "plain", "study") for p in Path(owned[key]).rglob("*")
+                if p.is_file() and p.name != ".driver.lock"  # SQLite's own files change when nas reads its study:
+                and not (key == "nas" and p.name.startswith("study.db"))}  # its content is compared below
+
+    before = snapshot()
+    mine = Path("mine.pt").read_bytes()
+    rc = main([a.format(**owned) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert re.search(message, err[0]), err[0]
+    assert snapshot() == before and Path("mine.pt").read_bytes() == mine  # nothing of anyone's was changed
+    assert not list(Path(".").glob("**/.*.tmp"))  # and nothing partial left behind
+    import optuna
+
+    trials = optuna.load_study(study_name="r", storage=f"sqlite:///{Path(owned['nas']) / 'study.db'}").trials
+    assert trials == []  # the nas study was only read

@@ -70,13 +70,22 @@ def plan_confirmation(study_dir: str | Path, *, top: int | None = None, epochs: 
     from nas.analysis.study import open_study
     from nas.search.config import apply_overrides
 
+    from nas.writes import Owner, claim_folder
+
     view = open_study(study_dir)
-    candidates = choose(view, top)
     for item in overrides:
         key = str(item).partition("=")[0].split(".")[0].strip()
         if key not in SETTABLE:
             raise ConfigError(f"--set {item}: a confirmation may change only {', '.join(SETTABLE)} "
                               f"(the architectures, data and seeds come from the study and the flags)")
+    early = apply_overrides({"budget": {}}, [o for o in overrides if str(o).strip().startswith("budget")])
+    if isinstance(early.get("budget"), dict) and early["budget"].get("save_path") is not None:
+        from nas.config_validation import save_path_refusal
+
+        raise ConfigError(f"confirm: budget: {save_path_refusal(early['budget']['save_path'])}")
+    out_dir = Path(out) if out is not None else view.dir / CONFIRM_DIR
+    claim_folder(out_dir, Owner("confirmation", f"{view.config.name}-confirm"), check_only=True)
+    candidates = choose(view, top)
     if epochs is not None:
         epochs = integer("--epochs", epochs, minimum=1, error=ConfigError)  # the budget checks the top
     c = view.config

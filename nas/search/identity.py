@@ -19,7 +19,7 @@ import optuna
 from nas.errors import ConfigError
 
 __all__ = ["KIND_ATTR", "FORMAT_ATTR", "FORMAT", "ForeignStudyError", "is_nas_study", "require_nas_study",
-           "create_nas_study", "check_folder_storage"]
+           "create_nas_study", "check_folder_storage", "check_sqlite_storage"]
 
 KIND_ATTR = "nas:kind"
 FORMAT_ATTR = "nas:format"
@@ -88,12 +88,17 @@ def check_folder_storage(study_dir: str | Path, name: str, storage: str | None) 
     Read with SQLite in read-only mode, so a foreign folder is refused without a byte written to it
     (no marker, no ``study.yaml``, no lock file).
     """
+    if storage is not None:
+        return  # a shared storage is checked when it is opened (create_nas_study)
+    check_sqlite_storage(Path(study_dir) / "study.db", name, own_file=True)
+
+
+def check_sqlite_storage(db: Path, name: str, *, own_file: bool) -> None:
+    """Refuse an SQLite file (read in read-only mode) that holds a study nas did not make, or, when it is
+    a study folder's ``own_file``, any other study; a missing file passes (nothing to check yet)."""
     import json
     import sqlite3
 
-    if storage is not None:
-        return  # a shared storage is checked when it is opened (create_nas_study)
-    db = Path(study_dir) / "study.db"
     if not db.is_file():
         return
     url = f"sqlite:///{db.resolve()}"
@@ -112,7 +117,7 @@ def check_folder_storage(study_dir: str | Path, name: str, storage: str | None) 
             raise ForeignStudyError(f"storage {url} already holds a study {study_name!r} that nas did not make (no "
                                     f"{KIND_ATTR} mark); nas never writes into it: choose a new --out")
     other = sorted(n for _, n in rows if n != name)
-    if other:
+    if other and own_file:
         shown = ", ".join(repr(n) for n in other[:3]) + (", ..." if len(other) > 3 else "")
         raise ForeignStudyError(f"storage {url} already holds other studies ({shown}); a study folder's study.db "
                                 f"holds its own study only: choose a new --out")

@@ -256,6 +256,9 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
 
     study_dir = Path(study_dir).resolve()
     check_folder_storage(study_dir, config.name, config.storage)  # a plain-Optuna study.db: refused, nothing written
+    from nas.reach import probe_ray_address
+
+    probe_ray_address(config.ray_address)  # a dead cluster address: refused in seconds, before the folder is made
     claim_folder(study_dir, Owner("study", config.name))  # never another study's or an ablation's folder
     with study_lock(study_dir):
         return _run_locked(config, study_dir, quiet=quiet, dry_run=dry_run)

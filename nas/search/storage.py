@@ -97,8 +97,12 @@ def load_optuna_study(study_dir: Path, name: str, storage: str | None) -> optuna
 
     url = storage_url(study_dir, storage)
     check_readable_storage(study_dir, url)  # reading never creates the storage
-    from nas.search.identity import require_nas_study
+    from nas.search.folder import sqlite_path
+    from nas.search.identity import check_sqlite_storage, require_nas_study
 
+    db = sqlite_path(url)
+    if db is not None:  # read-only first: a foreign SQLite file is never switched to WAL by opening it
+        check_sqlite_storage(db, name, own_file=storage is None)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
