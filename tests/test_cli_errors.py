@@ -312,7 +312,10 @@ def test_resources_the_cluster_lacks_are_refused_before_any_trial(world: dict[st
     assert not list(Path("R").glob("ray/run-*"))  # refused before Tune started
 
 
-def test_ctrl_c_during_a_study_exits_130_with_one_line_in_seconds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, status, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_during_a_study_exits_128_plus_signal_with_one_line_in_seconds(
+        tmp_path: Path, sig: int, status: int, by: str) -> None:
     cfg = tmp_path / "s.yaml"
     cfg.write_text(yaml.safe_dump({
         "name": "i", "space": str(ROOT / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
@@ -327,15 +330,15 @@ def test_ctrl_c_during_a_study_exits_130_with_one_line_in_seconds(tmp_path: Path
         while not any((tmp_path / "I" / "ray").glob("run-*")) and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(2)  # Tune is running its loop now
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         start = time.time()
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     lines = err.strip().splitlines()
-    assert proc.returncode == 130 and time.time() - start < 30, (proc.returncode, err)
-    assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "nas study resume" in lines[0], lines
+    assert proc.returncode == status and time.time() - start < 30, (proc.returncode, err)
+    assert len(lines) == 1 and lines[0].startswith(f"interrupted{by}: ") and "nas study resume" in lines[0], lines
     assert "Tuner.restore" not in out + err
 
 

@@ -141,7 +141,7 @@ def test_confirm_retrains_and_reports_the_evidence(study_dir: Path) -> None:
     assert meta["confirmed"]["metrics"]["val_acc"]["mean"] == pytest.approx(picked.confirmed["val_acc"].mean)
     assert "confirmed over 2 seeds at 2 epochs" in done.stdout
     best = max((a for a in archs if a.confirmed_front), key=lambda a: a.confirmed["val_acc"].mean)
-    done = cli("export", str(study_dir), "--pick", "max:val_acc", "--confirmed", "--out", str(out), "--json")
+    done = cli("export", str(study_dir), "--pick", "max:val_acc", "--confirmed", "--out", str(out), "--json", "--force")
     assert done.returncode == 0 and json.loads(done.stdout)["trial"] == best.candidate.number
 
     # The study report shows the confirmation.

@@ -166,13 +166,13 @@ def _confirm(args: argparse.Namespace) -> int:
         print_json({**result.confirmation.to_dict(), "cells": {"ran": result.ran, "skipped": result.skipped,
                                                                "missing": result.missing},
                     "files": {k: str(v) for k, v in result.files.items()}})
-        check_cells_outcome(result.records, f"confirmation of {args.dir}", f"`nas study confirm {args.dir} --out NEW_FOLDER --set budget.FIELD=VALUE`")
+        check_cells_outcome(result.records, f"confirmation of {args.dir}", f"`nas study confirm {args.dir}` in a new --out")
         return 0 if result.missing == 0 else 1
     print()
     print(confirmation_markdown(result.confirmation))
     print(f"{result.ran} cell(s) trained, {result.skipped} already stored, {result.missing} missing; "
           f"files in {result.files['md'].parent} (confirm.md, .csv, .png, .json)")
-    check_cells_outcome(result.records, f"confirmation of {args.dir}", f"`nas study confirm {args.dir} --out NEW_FOLDER --set budget.FIELD=VALUE`")
+    check_cells_outcome(result.records, f"confirmation of {args.dir}", f"`nas study confirm {args.dir}` in a new --out")
     return 0 if result.missing == 0 else 1
 
 

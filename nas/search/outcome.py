@@ -40,7 +40,8 @@ def check_study_outcome(study: Any, where: str) -> None:
         return
     errors = [t.user_attrs.get("error") for t in failed]
     raise NothingSucceeded(f"study {where}: all {len(failed)} finished trial(s) failed, so it has no result; the "
-                           f"commonest error: {_commonest(errors)}; fix the cause, then resume with "
+                           f"commonest error: {_commonest(errors)}; if the budget or data caused it, start a new "
+                           f"study with --out NEW_DIR, else fix the cause and run "
                            f"`nas study resume {where} --set retry_failed=true`")
 
 
@@ -52,5 +53,5 @@ def check_cells_outcome(records: Iterable[Mapping[str, Any]], what: str, rerun: 
     diverged = sum(1 for r in records if "Diverged" in str(r.get("error", "")) or "NaN" in str(r.get("error", "")))
     how = f"{diverged} diverged" if diverged == len(records) else f"{diverged} diverged, {len(records) - diverged} failed otherwise"
     raise NothingSucceeded(f"{what}: all {len(records)} cell(s) failed ({how}), so the table has no result; the "
-                           f"commonest error: {_commonest(r.get('error') for r in records)}; fix the budget or data, "
-                           f"then rerun with {rerun}")
+                           f"commonest error: {_commonest(r.get('error') for r in records)}; a changed budget or data "
+                           f"needs a new --out; for a cause outside the config, fix it and rerun with {rerun}")
