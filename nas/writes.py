@@ -46,6 +46,8 @@ STUDY_FILES = frozenset({
     "study.tmp", "trials.csv", "trials.tmp", "cost.jsonl", "references.json", "references.tmp", "study.db.budget-lock",
 })
 STUDY_FOLDERS = {"checkpoints": "study", "ray": "study", "report": "report", "confirm": "confirmation"}
+# A driver's lock files: made by nas itself (a refused second driver leaves one), never a user's data.
+LOCKS = frozenset({".driver.lock", "study.db.budget-lock"})
 # Files whose presence marks a folder made before ``.nas-owner`` existed, by kind (checked in this order).
 LEGACY = (("study", ("study.yaml", "study.db", "trials.csv")),
           ("ablation", ("ablation.yaml", "cells.jsonl")),
@@ -168,7 +170,7 @@ def claim_folder(folder: str | Path, owner: Owner, option: str = "--out", *, che
             raise OwnershipError(f"{option} {_short(folder)} is part of {parent_owner.describe()} in "
                                  f"{_short(parent)}; choose a folder outside it")
     if folder.is_dir():
-        taken = sorted(p.name for p in folder.iterdir() if p.name in _names_of(owner.kind))
+        taken = sorted(p.name for p in folder.iterdir() if p.name in _names_of(owner.kind) - LOCKS)
         if taken:
             raise OwnershipError(f"{option} {_short(folder)} already holds {', '.join(taken)}, which no nas "
                                  f"{owner.kind} made; choose a new or empty folder")

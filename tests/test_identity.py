@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from nas.search.identity import (KIND_ATTR, ForeignStudyError, check_folder_storage, create_nas_study,
-                                 is_nas_study)
+                                 is_nas_study, require_nas_study)
 from nas.search.storage import load_optuna_study, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,8 +34,12 @@ def test_a_plain_optuna_study_is_refused_by_every_way_in(tmp_path: Path) -> None
     with pytest.raises(ForeignStudyError, match=r"already holds a study 's' that nas did not make \(no nas:kind mark\)"):
         check_folder_storage(tmp_path, "s", None)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # read-only: nothing written
-    with pytest.raises(ForeignStudyError, match=r"study 's' was not made by nas"):
-        load_optuna_study(tmp_path, "s", None)
+    with pytest.raises(ForeignStudyError, match=r"already holds a study 's' that nas did not make"):
+        load_optuna_study(tmp_path, "s", None)  # checked read-only, before Optuna opens (and alters) the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    storage = open_storage(url)
+    with pytest.raises(ForeignStudyError, match=r"study 's' was not made by nas"):  # a storage opened elsewhere
+        require_nas_study(optuna.load_study(study_name="s", storage=storage), url)
     with pytest.raises(ForeignStudyError, match=r"already holds a study 's' that nas did not make"):
         create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=False)
 
