@@ -15,13 +15,13 @@ from torch import nn
 from nas.cli.main import main
 from nas.errors import GenomeError
 from nas.genome import PRESETS, Genome, load_genome
-from nas.layers import MIXERS, Block
+from nas.layers import Block
+from nas.mixers import BUILTIN_MIXERS, mixer_spec
 from nas.layers.mbconv import MBConv
 from nas.layers.mlp import DropPath
 from nas.models import VisionNet, build_model
 
 CIFAR_PRESETS = ("vit_cifar", "deepvit_cifar", "shiftvit_cifar", "coatnet_cifar")
-LETTER = {"attention": "A", "reattention": "R", "shift": "S", "conv": "C"}
 
 # Each published family shrunk to dim 16-64 and depth 1, everything else (stem, pooling, positions,
 # downsampling, patch norm) as in the preset; 32x32 inputs fit every family's total downsampling.
@@ -87,18 +87,18 @@ def test_cifar_grids_are_the_hand_computed_ones() -> None:
 
 
 # -- every mixer in every position of a 4-stage pyramid -----------------------------------------------
-PYRAMID = list(itertools.product(sorted(MIXERS), range(4), ("merge", "pool"), ("mean", "cls")))
+PYRAMID = list(itertools.product(sorted(s.name for s in BUILTIN_MIXERS), range(4), ("merge", "pool"), ("mean", "cls")))
 
 
 @pytest.mark.parametrize("mixer,position,downsample,pool", PYRAMID,
                          ids=[f"{m}@{i}-{d}-{p}" for m, i, d, p in PYRAMID])
 def test_any_mixer_in_any_stage(mixer: str, position: int, downsample: str, pool: str) -> None:
     letters = ["A"] * 4
-    letters[position] = LETTER[mixer]
+    letters[position] = mixer_spec(mixer).letter
     doc = {"image_size": 32, "num_classes": 5, "patch_size": 4, "layout": "-".join(letters), "depths": 1,
            "dims": [16, 32, 32, 64], "heads": 2, "mlp_ratio": 2, "shift_ratio": 0.25, "expansion": 2,
            "position": "relative", "downsample": downsample, "pool": pool}
-    if pool == "cls" and mixer in ("shift", "conv") and position == 3:
+    if pool == "cls" and not mixer_spec(mixer).attention and position == 3:
         with pytest.raises(GenomeError, match=r"pool 'cls' needs the last stage to be attention"):
             load_genome(doc)
         return

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from nas.errors import GenomeError
-from nas.layers import MIXERS, Block, Grid, get_mixer
+from nas.layers import Block, Grid, get_mixer
+from nas.mixers import BUILTIN_MIXERS, mixer_names, mixer_spec
 from nas.layers.attention import Attention, RelativePositionBias
 from nas.layers.mlp import DropPath
 from nas.layers.reattention import ReAttention
@@ -42,11 +43,16 @@ def _loss(out: Tensor) -> Tensor:
 
 
 # -- the contract, over the registry ------------------------------------------------------------------
+MIXERS = tuple(s.name for s in BUILTIN_MIXERS)
+
+
 def test_registry_holds_the_genome_mixers() -> None:
-    assert set(MIXERS) == {"attention", "reattention", "shift", "conv"}
-    for cls in MIXERS.values():
-        assert isinstance(cls.residual, bool) and isinstance(cls.has_mlp, bool)
-        assert cls.mlp_norm in ("layer", "group", "batch") and isinstance(cls.supports_stride, bool)
+    assert set(mixer_names()) >= {"attention", "reattention", "shift", "conv", "pool"}
+    for name in MIXERS:
+        spec = mixer_spec(name)
+        assert isinstance(spec.residual, bool) and isinstance(spec.has_mlp, bool)
+        assert spec.norm in ("layer", "group", "batch") and isinstance(spec.supports_stride, bool)
+        assert get_mixer(name) is spec.cls
     with pytest.raises(GenomeError, match=r"unknown mixer 'atention'; did you mean 'attention'\?"):
         get_mixer("atention")
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from nas.layers.grid import Grid, pool_tokens
 from nas.layers.mlp import DropPath, Mlp
 from nas.layers.norms import make_norm
-from nas.layers.registry import get_mixer
+from nas.layers.registry import get_spec
 
 __all__ = ["Block", "PoolProject"]
 
@@ -48,21 +48,22 @@ class Block(nn.Module):
         **mixer_options: Any,
     ) -> None:
         super().__init__()
-        cls = get_mixer(mixer)
+        spec = get_spec(mixer)
+        cls = spec.cls
         changes_shape = stride != 1 or in_dim != dim
         self.pre: nn.Module | None = None
         self.shortcut: nn.Module = nn.Identity()
-        if changes_shape and not cls.supports_stride:
+        if changes_shape and not spec.supports_stride:
             self.pre = PoolProject(in_dim, dim, grid, stride)
             grid, in_dim, stride = (grid.halved() if stride == 2 else grid), dim, 1
         elif changes_shape:
             self.shortcut = PoolProject(in_dim, dim, grid, stride)
         self.mixer = cls(dim, in_dim=in_dim, grid=grid, stride=stride, **mixer_options)
-        self.residual = cls.residual
+        self.residual = spec.residual
         self.drop_path = DropPath(drop_path)
         self.grid = grid.halved() if stride == 2 else grid  # output grid
-        if cls.has_mlp:
-            self.norm2: nn.Module | None = make_norm(cls.mlp_norm, dim)
+        if spec.has_mlp:
+            self.norm2: nn.Module | None = make_norm(spec.norm, dim)
             self.mlp: nn.Module | None = Mlp(dim, mlp_ratio if mlp_ratio is not None else 4.0)
         else:
             self.norm2 = self.mlp = None

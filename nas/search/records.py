@@ -107,8 +107,9 @@ def trial_record(trial: FrozenTrial, objectives: list[str] | None = None) -> dic
 def _layout(genome: dict[str, Any] | None) -> str | None:
     if not genome:
         return None
-    letters = {"conv": "C", "attention": "A", "reattention": "R", "shift": "S"}
-    return "-".join(letters.get(s.get("mixer"), "?") for s in genome.get("stages", []))
+    from nas.genome.schema import layout_of
+
+    return layout_of(s.get("mixer") for s in genome.get("stages", []))
 
 
 def trials_frame(study: optuna.Study, objectives: list[str] | None = None) -> pd.DataFrame:
