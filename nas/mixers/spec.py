@@ -95,7 +95,12 @@ class MixerField:
             kind = f"{self.kind} {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
         else:
             kind = self.kind
-        default = "dim-dependent" if callable(self.default) else typed.show(self.default, 20)
+        if callable(self.default):
+            default = "dim-dependent"
+        elif isinstance(self.default, float):
+            default = f"{self.default:.4g}"
+        else:
+            default = typed.show(self.default, 20)
         return f"{kind}, default {default}"
 
 
