@@ -47,7 +47,7 @@ MIXERS = tuple(s.name for s in BUILTIN_MIXERS)
 
 
 def test_registry_holds_the_genome_mixers() -> None:
-    assert set(mixer_names()) >= {"attention", "reattention", "shift", "conv", "pool"}
+    assert set(mixer_names()) >= {"attention", "reattention", "shift", "conv", "pool", "identity"}
     for name in MIXERS:
         spec = mixer_spec(name)
         assert isinstance(spec.residual, bool) and isinstance(spec.has_mlp, bool)

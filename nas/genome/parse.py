@@ -221,6 +221,10 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     if eps is not None:  # LayerNorm's epsilon; timm's ViTs use 1e-6
         eps = _float("norm_eps", eps, 0, 0.1, low_open=True, high_open=True)
     fields["norm_eps"] = None if eps is None or eps == DEFAULT_NORM_EPS else eps  # the default is left out
+    overlap = _bool("overlap", doc.get("overlap", False))
+    fields["overlap"] = overlap or None  # False is the default: left out of the document
+    scale = doc.get("layer_scale")
+    fields["layer_scale"] = None if scale is None else _float("layer_scale", scale, 0, 1, low_open=True)
     init = doc.get("init")
     init = None if init is None else _choice("init", init, "init")
     fields["init"] = None if init == "nas" else init  # nas is the default: left out of the document

@@ -84,6 +84,9 @@ class Genome:
     # before they existed keep their keys.
     norm_eps: float | None = None  # epsilon of every LayerNorm; None: PyTorch's 1e-5 (timm's ViTs use 1e-6)
     init: str | None = None  # None: nas's short-run init; vit | shiftvit | coatnet: the official code's
+    # MetaFormer's macro-structure (PoolFormer, Yu et al. 2022), both left out of the document when unset:
+    overlap: bool | None = None  # overlapping patch embeddings: kernel 2s-1, padding s//2 (7x7/4 stem, 3x3/2 merging)
+    layer_scale: float | None = None  # a learned per-channel scale on each residual branch, starting at this value
     # The modules that declare the plugin mixers the stages use (None when every mixer is built in), so
     # any process that parses the genome (a Ray worker, a later `nas build`) can import them first.
     plugins: tuple[str, ...] | None = None

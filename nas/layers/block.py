@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from nas.layers.grid import Grid, pool_tokens
@@ -16,7 +17,18 @@ from nas.layers.mlp import DropPath, Mlp
 from nas.layers.norms import make_norm
 from nas.layers.registry import get_spec
 
-__all__ = ["Block", "PoolProject"]
+__all__ = ["Block", "PoolProject", "LayerScale"]
+
+
+class LayerScale(nn.Module):
+    """``gamma * x`` with a learned per-channel ``gamma`` starting at ``init`` (PoolFormer: 1e-5)."""
+
+    def __init__(self, dim: int, init: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N, C]
+        return x * self.gamma
 
 
 class PoolProject(nn.Module):
@@ -45,6 +57,7 @@ class Block(nn.Module):
         stride: int = 1,
         mlp_ratio: float | None = None,
         drop_path: float = 0.0,
+        layer_scale: float | None = None,
         **mixer_options: Any,
     ) -> None:
         super().__init__()
@@ -67,14 +80,19 @@ class Block(nn.Module):
             self.mlp: nn.Module | None = Mlp(dim, mlp_ratio if mlp_ratio is not None else 4.0)
         else:
             self.norm2 = self.mlp = None
+        # MetaFormer's layer scale (Touvron et al., CaiT): a per-channel factor on each residual branch
+        self.scale1 = LayerScale(dim, layer_scale) if layer_scale and spec.residual else None
+        self.scale2 = LayerScale(dim, layer_scale) if layer_scale and self.mlp is not None else None
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N_in, in_dim] -> [B, N, dim]
         if self.pre is not None:
             x = self.pre(x)
         if self.residual:
-            x = self.shortcut(x) + self.drop_path(self.mixer(x))
+            y = self.mixer(x)
+            x = self.shortcut(x) + self.drop_path(self.scale1(y) if self.scale1 is not None else y)
         else:
             x = self.mixer(x)
         if self.mlp is not None:
-            x = x + self.drop_path(self.mlp(self.norm2(x)))
+            y = self.mlp(self.norm2(x))
+            x = x + self.drop_path(self.scale2(y) if self.scale2 is not None else y)
         return x

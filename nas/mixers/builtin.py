@@ -1,4 +1,4 @@
-"""The five built-in token mixers, declared through the same :class:`MixerSpec` a plugin uses.
+"""The built-in token mixers, declared through the same :class:`MixerSpec` a plugin uses.
 
 This is the one place that lists them. Each declaration carries its stage fields (types, ranges,
 defaults), how the block wraps it, and a closed-form estimate of its parameters, saved activations
@@ -110,6 +110,11 @@ def estimate_pool(shape: BlockShape) -> MixerEstimate:
     return MixerEstimate(params=2 * shape.dim, activations=3 * shape.tokens * shape.dim, macs=0)
 
 
+def estimate_identity(shape: BlockShape) -> MixerEstimate:
+    """Only the pre-norm: 2·C parameters, its output kept, no MACs."""
+    return MixerEstimate(params=2 * shape.dim, activations=2 * shape.tokens * shape.dim, macs=0)
+
+
 _VIT = "Dosovitskiy et al., ViT (ICLR 2021); CoAtNet's relative bias and pooled downsampling (Dai et al. 2021)"
 BUILTIN_MIXERS: tuple[MixerSpec, ...] = (
     MixerSpec(
@@ -141,6 +146,12 @@ BUILTIN_MIXERS: tuple[MixerSpec, ...] = (
         residual=True, has_mlp=True, norm="group", supports_stride=False, family="shift",
         estimate=estimate_pool, description="AvgPool3x3(x) - x (count_include_pad=False); no parameters beyond its norm",
         source="Yu et al., MetaFormer is Actually What You Need for Vision (CVPR 2022), sail-sg/poolformer",
+    ),
+    MixerSpec(
+        name="identity", letter="I", module="nas.layers.identity:IdentityMixer",
+        residual=True, has_mlp=True, norm="group", supports_stride=False, family="shift",
+        estimate=estimate_identity, description="no token mixing: x + Norm(x) (MetaFormer's lower bound)",
+        source="Yu et al., MetaFormer is Actually What You Need for Vision (CVPR 2022), Table 5",
     ),
 )
 

@@ -65,7 +65,8 @@ class VisionNet(nn.Module):
         if genome.stem == "patch":
             stem_dim = first.dim
             self.stem: nn.Module = PatchStem(
-                genome.in_channels, stem_dim, int(genome.patch_size), first_norm if genome.patch_norm else None
+                genome.in_channels, stem_dim, int(genome.patch_size), first_norm if genome.patch_norm else None,
+                overlap=bool(genome.overlap),
             )
             side = genome.image_size // int(genome.patch_size)
         else:
@@ -85,14 +86,15 @@ class VisionNet(nn.Module):
             layers: list[nn.Module] = []
             stride = 1
             if halves and genome.downsample == "merge":
-                layers.append(PatchMerging(in_dim, stage.dim, grid, get_spec(stage.mixer).norm))
+                layers.append(PatchMerging(in_dim, stage.dim, grid, get_spec(stage.mixer).norm, bool(genome.overlap)))
                 grid, in_dim = grid.halved(), stage.dim
             elif halves:
                 stride = 2
             for _ in range(stage.depth):
                 block = Block(
                     stage.mixer, stage.dim, in_dim=in_dim, grid=grid, stride=stride, mlp_ratio=stage.mlp_ratio,
-                    drop_path=rates[block_index], position=genome.position, qkv_bias=genome.qkv_bias,
+                    drop_path=rates[block_index], layer_scale=genome.layer_scale, position=genome.position,
+                    qkv_bias=genome.qkv_bias,
                     **_mixer_options(stage),
                 )
                 layers.append(block)

@@ -96,6 +96,8 @@ def _block(genome: Genome, stage: Stage, spec: MixerSpec, side: int, prefix: int
         shape = BlockShape(side, side, prefix, in_dim, d, stride, genome.position, genome.qkv_bias, spec.options(stage))
     mixer = estimate_mixer(spec, shape)
     params, act, macs = params + mixer.params, act + mixer.activations, macs + mixer.macs
+    if genome.layer_scale:
+        params += d * (int(spec.residual) + int(spec.has_mlp))
     if spec.has_mlp:
         hidden = max(1, round(d * float(stage.mlp_ratio or 4.0)))
         params += 2 * d * hidden + hidden + 3 * d
@@ -122,10 +124,11 @@ def _parts(genome: Genome) -> list[_Part]:
     prefix = 1 if genome.pool == "cls" else 0
     if genome.stem == "patch":
         p = int(genome.patch_size or 1)
+        k = 2 * p - 1 if genome.overlap else p
         side, width = size // p, genome.stages[0].dim
-        stem_params = channels * p * p * width + 3 * width
+        stem_params = channels * k * k * width + 3 * width
         stem_act = channels * size * size + 2 * side * side * width
-        stem_macs = cf.patch_embed_macs(size, p, channels, width)
+        stem_macs = side * side * channels * k * k * width
     else:
         stride = int(genome.stem_stride or 1)
         side, width = size // stride, int(genome.stem_dim or genome.stages[0].dim)
@@ -143,8 +146,9 @@ def _parts(genome: Genome) -> list[_Part]:
         d, stride = stage.dim, 1
         if halves and genome.downsample == "merge":
             side = max(1, side // 2)
-            parts.append(_Part(f"stages[{i}] patch merging (dim {d})", 4 * in_dim * d + 2 * in_dim,
-                               2 * side * side * (in_dim + d), 1, side * side * 4 * in_dim * d))
+            window = 9 if genome.overlap else 4
+            parts.append(_Part(f"stages[{i}] patch merging (dim {d})", window * in_dim * d + 2 * in_dim,
+                               2 * side * side * (in_dim + d), 1, side * side * window * in_dim * d))
             in_dim = d
         elif halves:
             stride = 2
