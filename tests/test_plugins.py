@@ -182,6 +182,18 @@ def test_a_study_with_the_plugin_runs_on_the_cluster_and_exports(tmp_path: Path,
     best = next(t for t in trials if t.user_attrs["key"] == doc["metadata"]["key"])
     assert (cost["params"], cost["flops"]) == (best.user_attrs["params"], best.user_attrs["flops"])
 
+    confirmed = _nas("study", "confirm", str(out), "--top", "0", "--epochs", "1", "--seeds", "0", "--json", env=env)
+    assert confirmed.returncode == 0, confirmed.stderr[-3000:]
+    assert (out / "confirm" / "confirm.md").is_file()
+
+    ablation = {"name": "gf_norm", "plugins": ["nas_gfnet"], "base": str(tmp_path / "best.yaml"),
+                "axes": [{"field": "stages.0.fft_norm", "values": ["ortho", "backward"]}], "seeds": [0],
+                "data": "synthetic", "budget": study["budget"], "ray_address": ray_cluster.address}
+    (tmp_path / "ablation.yaml").write_text(yaml.safe_dump(ablation))
+    ablated = _nas("ablate", str(tmp_path / "ablation.yaml"), "--out", str(tmp_path / "abl"), "--json", env=env)
+    assert ablated.returncode == 0, ablated.stderr[-3000:]
+    assert len(json.loads(ablated.stdout)["rows"]) == 2
+
     refused = _nas("study", "resume", str(out), env=_env())  # the plugin is not importable here
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "plugin module 'nas_gfnet' cannot be imported" in refused.stderr and "PYTHONPATH" in refused.stderr
