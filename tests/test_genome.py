@@ -172,7 +172,8 @@ BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
     ("unknown transformer mixer", _tiny(layout="T", transformer_mixer="reatention"),
      r"transformer_mixer must be one of attention, reattention; got 'reatention'; did you mean 'reattention'\?"),
     ("unknown layout letter", _tiny(layout="A-X", depths=1, dims=32),
-     r"layout 'A-X': unknown letter 'X'; allowed: A \(attention\), R \(reattention\), S \(shift\), C \(conv\), P \(pool\), I \(identity\), T"),
+     r"layout 'A-X': unknown letter 'X'; allowed: A \(attention\), R \(reattention\), S \(shift\), C \(conv\), "
+     r"P \(pool\), I \(identity\), T"),
     ("unknown choice", _tiny(pool="meen"), r"pool must be one of cls, mean; got 'meen'; did you mean 'mean'\?"),
     ("heads", _tiny(layout="A-A", dims=[32, 48], heads=[2, 5]),
      r"stages\[1\]\.heads 5 does not divide dim 48; allowed: a divisor of 48 \(1, 2, 3, 4, 6, 8, 12, 16, 24, 48\)"),

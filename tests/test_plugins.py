@@ -168,8 +168,10 @@ def test_a_study_with_the_plugin_runs_on_the_cluster_and_exports(tmp_path: Path,
     trials = got.get_trials()
     assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
     for t in trials:
-        assert t.user_attrs["genome"]["plugins"] == ["nas_gfnet"] and t.user_attrs["genome"]["stages"][0]["mixer"] == "gfnet"
-        assert "flops_uncounted" not in t.user_attrs and t.user_attrs["versions"]["plugin nas_gfnet"].startswith("0.1.0")
+        genome = t.user_attrs["genome"]
+        assert genome["plugins"] == ["nas_gfnet"] and genome["stages"][0]["mixer"] == "gfnet"
+        assert "flops_uncounted" not in t.user_attrs
+        assert t.user_attrs["versions"]["plugin nas_gfnet"].startswith("0.1.0")
 
     exported = _nas("export", str(out), "--pick", "max:val_acc", "--out", str(tmp_path / "best.yaml"), "--verify",
                     "--json", env=env)

@@ -176,7 +176,8 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
             raise ConfigError(str(exc)) from None
         letter_map = {**mixer_letters(), "T": t_mixer}
         if len(letters) != len(stages) or any(c not in letter_map for c in letters):
-            raise ConfigError(f"layout {show(value)} must have one letter of {', '.join(letter_map)} per stage of the base "
+            raise ConfigError(f"layout {show(value)} must have one letter of {', '.join(letter_map)} per stage of the "
+                              f"base "
                               f"({len(stages)} stages, base layout {'-'.join(_letters(doc))})")
         for stage, c in zip(stages, letters):
             stage["mixer"] = letter_map[c]

@@ -5,7 +5,6 @@ message names the field, the value and what is allowed.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +19,6 @@ from nas.mixers import (
     mixer_letters,
     mixer_spec,
     parse_plugin_list,
-    stage_field,
     stage_field_names,
 )
 
@@ -136,8 +134,8 @@ def _expand_shorthand(doc: dict[str, Any]) -> list[dict[str, Any]]:
         raise GenomeError("give either stages or layout, not both")
     layout = doc.pop("layout")
     letters = layout_letters(layout)
-    t_mixer = choice("transformer_mixer", doc.pop("transformer_mixer", DEFAULT_TRANSFORMER_MIXER), sorted(attention_mixers()),
-                     error=GenomeError)
+    t_mixer = choice("transformer_mixer", doc.pop("transformer_mixer", DEFAULT_TRANSFORMER_MIXER),
+                     sorted(attention_mixers()), error=GenomeError)
     letter_map = {**mixer_letters(), "T": t_mixer}
     for c in letters:
         if c not in letter_map:

@@ -144,7 +144,8 @@ BUILTIN_MIXERS: tuple[MixerSpec, ...] = (
     MixerSpec(
         name="pool", letter="P", module="nas.layers.pool:Pool",
         residual=True, has_mlp=True, norm="group", supports_stride=False, family="shift",
-        estimate=estimate_pool, description="AvgPool3x3(x) - x (count_include_pad=False); no parameters beyond its norm",
+        estimate=estimate_pool,
+        description="AvgPool3x3(x) - x (count_include_pad=False); no parameters beyond its norm",
         source="Yu et al., MetaFormer is Actually What You Need for Vision (CVPR 2022), sail-sg/poolformer",
     ),
     MixerSpec(

@@ -52,7 +52,8 @@ def parse_plugin_list(where: str, value: Any, error: type[Exception] = GenomeErr
     return tuple(out)
 
 
-def load_plugins(modules: Iterable[str], where: str = "plugins", error: type[Exception] = PluginError) -> tuple[str, ...]:
+def load_plugins(modules: Iterable[str], where: str = "plugins",
+                 error: type[Exception] = PluginError) -> tuple[str, ...]:
     """Import each module (once per process), registering the mixers it declares.
 
     A module that cannot be imported is one ``error`` naming it, where it was named and the fix.

@@ -60,7 +60,8 @@ class MixerField:
             raise TypeError(f"mixer field name {self.name!r} must be lower_snake_case and not one of "
                             f"{', '.join(RESERVED_FIELDS)}")
         if self.kind not in FIELD_KINDS:
-            raise TypeError(f"mixer field {self.name!r}: kind must be one of {', '.join(FIELD_KINDS)}, got {self.kind!r}")
+            raise TypeError(f"mixer field {self.name!r}: kind must be one of {', '.join(FIELD_KINDS)}, "
+                            f"got {self.kind!r}")
         if self.kind == "choice" and not self.choices:
             raise TypeError(f"mixer field {self.name!r}: a choice field needs choices")
 

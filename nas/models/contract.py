@@ -66,7 +66,8 @@ def resolve_mixer(target: str) -> MixerSpec:
     if name in MIXER_REGISTRY:
         return MIXER_REGISTRY[name]
     if isinstance(obj, type):
-        found = [s for s in MIXER_REGISTRY.values() if s.module is obj or s.module_path.endswith(f":{obj.__qualname__}")]
+        found = [s for s in MIXER_REGISTRY.values()
+                 if s.module is obj or s.module_path.endswith(f":{obj.__qualname__}")]
         if found:
             return found[0]
         raise NasError(f"--check {target}: class {name} is not declared as a mixer; register it with "
@@ -108,15 +109,16 @@ def _block_rows(spec: MixerSpec) -> list[CheckRow]:
             rows.append(CheckRow("shape", case, False, f"{type(exc).__name__}: {exc}"[:200]))
             continue
         expect = (2, prefix + (side // stride) ** 2, dim)
-        rows.append(CheckRow("shape", case, tuple(out.shape) == expect,
-                             f"{list(out.shape)}" + ("" if tuple(out.shape) == expect else f", expected {list(expect)}")))
+        wrong = "" if tuple(out.shape) == expect else f", expected {list(expect)}"
+        rows.append(CheckRow("shape", case, tuple(out.shape) == expect, f"{list(out.shape)}{wrong}"))
         if tuple(out.shape) != expect:
             continue
         _loss(out).backward()
         bad = [n for n, p in block.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
-        finite = bool(torch.isfinite(out).all()) and not bad and x.grad is not None and bool(torch.isfinite(x.grad).all())
-        rows.append(CheckRow("finite", case, finite, "outputs and gradients finite" if finite else
-                             f"non-finite {'outputs' if not torch.isfinite(out).all() else 'gradients: ' + ', '.join(bad)}"))
+        finite_out = bool(torch.isfinite(out).all())
+        finite = finite_out and not bad and x.grad is not None and bool(torch.isfinite(x.grad).all())
+        what = "outputs" if not finite_out else "gradients: " + (", ".join(bad) or "the input")
+        rows.append(CheckRow("finite", case, finite, "outputs and gradients finite" if finite else f"non-finite {what}"))
         if prefix and side == 4 and stride == 1:
             rows.append(_gradient_row(block, grid, in_dim, case))
     return rows

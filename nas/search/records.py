@@ -73,7 +73,8 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
 
 # Result keys stored as user attributes of the Optuna trial (JSON-serialisable).
 _STORED = (
-    "genome", "key", "params", "flops", "flops_unit", "flops_uncounted", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
+    "genome", "key", "params", "flops", "flops_unit", "flops_uncounted", "latency_ms", "violations", "val_acc",
+    "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
     "reused_from", "error", "checkpoint", "sampler_values", "sampler_violation", "estimated_cost", *PROXY_KEYS,
     # where the trial ran: Ray's GPU assignment, a fallback's reason, process and wall-clock span

@@ -28,8 +28,8 @@ only for stages with these mixers). A stage parameter may also be a list of such
 Optuna names: stage parameters are ``s{i}.{name}``, tied ones and everything else ``{name}``. Each
 name always carries the same distribution, because Optuna's samplers model one distribution per name.
 Stage parameters that do not apply to a stage's mixer (heads for shift or conv, shift_ratio outside
-shift, expansion outside conv; each mixer's declaration in :mod:`nas.mixers` lists its fields) are never sampled for it, so a trial's
-params hold only what shaped its genome.
+shift, expansion outside conv; each mixer's declaration in :mod:`nas.mixers` lists its fields) are never
+sampled for it, so a trial's params hold only what shaped its genome.
 
 Why the space is validated at load rather than sampled-then-rejected: rejected trials waste a
 sampler's budget and teach it nothing, and a constraint such as ``dim % heads == 0`` cannot be
