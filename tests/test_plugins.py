@@ -212,3 +212,29 @@ def test_a_config_names_a_missing_plugin_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^study config: plugin module 'nas_missing' cannot be imported; install "):
         StudyConfig.from_dict({"name": "x", "plugins": ["nas_missing"], "space": "space.yaml", "data": "synthetic",
                                "objectives": ["val_acc"]}, base_dir=tmp_path)
+
+
+def test_installed_packages_declare_mixers_through_the_entry_point_group(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A distribution whose metadata names a module under ``nas.mixers`` is imported on the first lookup of a
+    name the registry does not hold (here a dist-info folder on sys.path stands for ``pip install``)."""
+    from nas.mixers import plugins
+
+    (tmp_path / "nas_ep_demo.py").write_text(
+        "from nas.mixers import MixerSpec, register_mixer\n"
+        "register_mixer(MixerSpec(name='ep_demo', letter='E', module='nas.layers.identity:IdentityMixer',\n"
+        "                         residual=True, has_mlp=True, norm='group'))\n")
+    info = tmp_path / "nas_ep_demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nas-ep-demo\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[nas.mixers]\nep_demo = nas_ep_demo\n")
+    (info / "top_level.txt").write_text("nas_ep_demo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_entry_points_read", [False])
+    try:
+        genome = parse_genome({"image_size": 16, "num_classes": 4, "patch_size": 4, "layout": "E", "depths": [1],
+                               "dims": [8]})
+        assert genome.stages[0].mixer == "ep_demo" and genome.plugins == ("nas_ep_demo",)
+        assert plugin_versions(["nas_ep_demo"]) == {"nas_ep_demo": "nas-ep-demo 1.0"}
+    finally:
+        unregister_mixer("ep_demo")
