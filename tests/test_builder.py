@@ -241,3 +241,21 @@ def test_position_table_stays_small_ahead_of_convolutions() -> None:
     genome = load_genome("vit_cifar").replace(stages=[{"mixer": "conv", "depth": 1, "dim": 32}], pool="mean")
     model = build_model(genome)
     assert model.pos_embed is not None and model.pos_embed.std().item() < 0.05
+
+
+def test_metaformer_macro_structure(tiny_genome: Callable[..., Genome]) -> None:
+    """overlap: PoolFormer's 7x7/4 stem (padding 2) and 3x3/2 merging (padding 1) on the same grids as
+    patches; layer_scale: a per-channel factor on each residual branch, starting at its value."""
+    genome = tiny_genome(layout="P-P", dims=[16, 32], depths=[1, 1], patch_size=4, image_size=32, overlap=True,
+                         layer_scale=1e-5, pool="mean", position="none")
+    model = build_model(genome)
+    assert model.stem.proj.kernel_size == (7, 7) and model.stem.proj.padding == (2, 2)
+    merging = model.stages[1][0]
+    assert merging.reduction.kernel_size == (3, 3) and merging.reduction.padding == (1, 1)
+    block = model.stages[0][0]
+    assert torch.equal(block.scale1.gamma, torch.full((16,), 1e-5)) and block.scale2 is not None
+    out = _forward_backward(model)
+    assert out.shape == (2, 4) and _stage_sides(model) == [8, 4]
+    plain = tiny_genome(layout="P-P", dims=[16, 32], depths=[1, 1], patch_size=4, image_size=32, pool="mean",
+                        position="none")
+    assert "overlap" not in plain.to_dict() and "layer_scale" not in plain.to_dict()  # old keys unchanged
