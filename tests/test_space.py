@@ -15,7 +15,7 @@ from nas.mixers import attention_mixers
 from nas.search.space import SearchSpace, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
-SPACES = ("vit_family", "deepvit", "shiftvit", "coatnet")
+SPACES = ("vit_family", "deepvit", "shiftvit", "coatnet", "metaformer")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
