@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,12 +28,24 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "nas_gfnet"
 
 
+def _forget(module: str, *mixers: str) -> None:
+    """Undo a plugin's import, so that the tests after this one see the registry as nas ships it."""
+    from nas.mixers import plugins
+
+    for name in mixers:
+        unregister_mixer(name)
+    plugins._loaded.pop(module, None)
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        del sys.modules[name]
+
+
 @pytest.fixture
-def gfnet(monkeypatch: pytest.MonkeyPatch) -> MixerSpec:
+def gfnet(monkeypatch: pytest.MonkeyPatch) -> Iterator[MixerSpec]:
     """The example plugin imported from its folder (as ``PYTHONPATH=examples/nas_gfnet`` would)."""
     monkeypatch.syspath_prepend(str(EXAMPLE))
     load_plugins(["nas_gfnet"])
-    return mixer_spec("gfnet")
+    yield mixer_spec("gfnet")
+    _forget("nas_gfnet", "gfnet")
 
 
 def _env(*extra: Path) -> dict[str, str]:
@@ -237,4 +250,4 @@ def test_installed_packages_declare_mixers_through_the_entry_point_group(tmp_pat
         assert genome.stages[0].mixer == "ep_demo" and genome.plugins == ("nas_ep_demo",)
         assert plugin_versions(["nas_ep_demo"]) == {"nas_ep_demo": "nas-ep-demo 1.0"}
     finally:
-        unregister_mixer("ep_demo")
+        _forget("nas_ep_demo", "ep_demo")
