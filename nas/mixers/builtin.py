@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from nas.errors import GenomeError
-from nas.mixers.registry import end_builtin_phase, register_mixer
+from nas.mixers.registry import _add
 from nas.mixers.spec import BlockShape, MixerEstimate, MixerField, MixerSpec
 
 __all__ = ["BUILTIN_MIXERS", "DEFAULT_TRANSFORMER_MIXER", "shifted_channels"]
@@ -157,5 +157,4 @@ BUILTIN_MIXERS: tuple[MixerSpec, ...] = (
 )
 
 for _spec in BUILTIN_MIXERS:
-    register_mixer(_spec)
-end_builtin_phase()
+    _add(_spec)  # as declared: plugin None marks a built-in

@@ -40,11 +40,14 @@ def register_mixer(spec: MixerSpec) -> MixerSpec:
 
     if not isinstance(spec, MixerSpec):
         raise TypeError(f"register_mixer takes a MixerSpec, got {type(spec).__name__}")
-    if spec.plugin is None and _importing:
-        spec = dataclasses.replace(spec, plugin=_importing[-1])
-    elif spec.plugin is None and not _builtin_phase():
+    if spec.plugin is None:  # the module named in plugins: that is being imported, else the class's own
         module = spec.module.__module__ if isinstance(spec.module, type) else spec.module.partition(":")[0]
-        spec = dataclasses.replace(spec, plugin=module)
+        spec = dataclasses.replace(spec, plugin=_importing[-1] if _importing else module)
+    return _add(spec)
+
+
+def _add(spec: MixerSpec) -> MixerSpec:
+    """Register ``spec`` as it is (the built-ins, whose ``plugin`` stays None, come through here)."""
     old = MIXER_REGISTRY.get(spec.name)
     if old is not None and not _same(old, spec):
         raise GenomeError(f"mixer {spec.name!r} is declared twice: by {old.plugin or 'nas'} ({old.module_path}) and "
@@ -72,17 +75,6 @@ def unregister_mixer(name: str) -> None:
     spec = MIXER_REGISTRY.get(name)
     if spec is not None and spec.plugin is not None:
         del MIXER_REGISTRY[name]
-
-
-_BUILTIN_PHASE = [True]
-
-
-def _builtin_phase() -> bool:
-    return _BUILTIN_PHASE[0]
-
-
-def end_builtin_phase() -> None:
-    _BUILTIN_PHASE[0] = False
 
 
 def free_letters() -> list[str]:

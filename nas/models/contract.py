@@ -118,7 +118,8 @@ def _block_rows(spec: MixerSpec) -> list[CheckRow]:
         finite_out = bool(torch.isfinite(out).all())
         finite = finite_out and not bad and x.grad is not None and bool(torch.isfinite(x.grad).all())
         what = "outputs" if not finite_out else "gradients: " + (", ".join(bad) or "the input")
-        rows.append(CheckRow("finite", case, finite, "outputs and gradients finite" if finite else f"non-finite {what}"))
+        detail = "outputs and gradients finite" if finite else f"non-finite {what}"
+        rows.append(CheckRow("finite", case, finite, detail))
         if prefix and side == 4 and stride == 1:
             rows.append(_gradient_row(block, grid, in_dim, case))
     return rows
