@@ -42,7 +42,7 @@ ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 MOASHA_SELECTIONS = ("epsnet", "crowding")  # MO-ASHA's tie-breaks within a front (nas.search.moasha)
 MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet"}
 PRESCREEN_FIELDS = ("proxy", "keep")
-FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
+FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
           "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -74,6 +74,7 @@ class StudyConfig:
     heartbeat_interval: float = 5.0  # seconds between a driver's heartbeats for the trials it runs
     grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
     storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
+    plugins: tuple[str, ...] = ()  # modules that declare mixers (imported before the space is read)
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -95,6 +96,7 @@ class StudyConfig:
             "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
             "storage_path": self.storage_path,
+            **({"plugins": list(self.plugins)} if self.plugins else {}),
         }
 
     # -- derived -----------------------------------------------------------------------------------
@@ -226,6 +228,10 @@ class _Validator(Validator):
         if not isinstance(name, str) or not NAME.match(name):
             raise self.error(f"name must be ASCII letters (a-z, A-Z), digits, '_', '.' or '-', starting with a letter "
                              f"or digit (it names a directory), got {show(name)}")
+        from nas.mixers import load_plugins, parse_plugin_list
+
+        plugins = parse_plugin_list(f"{self.label}: plugins", doc.get("plugins"), error=ConfigError)
+        load_plugins(plugins, where=self.label, error=ConfigError)  # before the space that may name their mixers
         objectives = self.objectives(doc["objectives"])
         budget = self.budget(doc.get("budget"))
         default_sampler = "nsga2" if len(objectives) > 1 else "tpe"
@@ -245,7 +251,7 @@ class _Validator(Validator):
             prescreen=self.prescreen(doc.get("prescreen")),
             retry_failed=self.flag("retry_failed", doc.get("retry_failed", False)),
             **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
-            storage_path=self.storage_path(doc.get("storage_path")),
+            storage_path=self.storage_path(doc.get("storage_path")), plugins=plugins,
         )
 
     # -- fields ------------------------------------------------------------------------------------
