@@ -1,4 +1,4 @@
-"""Ablation configs (``studies/ablations/*.yaml``): one base genome, axes of overrides, seeds, budget.
+"""Ablation configs (``nas/configs/ablations/*.yaml`` and the user's own): one base genome, axes of overrides, seeds, budget.
 
 An ablation is a grid: every level of every axis is crossed with every other (``axes`` move one
 genome field, ``paired`` axes move several fields together, e.g. depth against MLP ratio at
@@ -126,8 +126,14 @@ class AblationConfig:
 # -- loading ----------------------------------------------------------------------------------------
 def load_ablation_config(path: str | Path, overrides: Sequence[str] = ()) -> AblationConfig:
     """Read an ablation file, apply ``--set key.sub=value`` overrides, validate and expand it."""
+    from nas.configs import not_found_message, shipped_path
     from nas.paths import check_input_file
 
+    if not Path(path).expanduser().exists():  # a shipped config's name: `nas ablate coatnet_layouts`
+        found = shipped_path("ablation", path)
+        if found is None and "/" not in str(path) and not str(path).endswith((".yaml", ".yml", ".json")):
+            raise ConfigError(not_found_message("ablation", path))
+        path = found or path
     path = check_input_file(path, "ablation config")
     doc = read_document(path, error=ConfigError)
     doc = {} if doc is None else doc

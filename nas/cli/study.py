@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     study_sub.required = True
 
     run = study_sub.add_parser("run", help="run a study (resumes it if its directory exists)")
-    run.add_argument("config", help="study config YAML, e.g. studies/quickstart.yaml")
+    run.add_argument("config", help="study config: a YAML file, or a shipped config by name (quickstart)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field, e.g. --set n_trials=4 --set budget.epochs=1")
     run.add_argument("--out", help="study directory (default: runs/<name>)")

@@ -1,4 +1,4 @@
-"""Study configs (``studies/*.yaml``): what to search, how each trial trains, and how trials run.
+"""Study configs (``nas/configs/studies/*.yaml`` and the user's own): what to search, how each trial trains, and how trials run.
 
 A config is validated entirely at load, before anything starts, so a typo costs a second rather than
 a Ray cluster start-up: unknown keys name the closest known one, the search space is loaded and
@@ -148,17 +148,23 @@ def _scheduler_doc(scheduler: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- loading ----------------------------------------------------------------------------------------
 def _read(path: Path) -> Any:
+    from nas.configs import not_found_message
+
     if path.is_dir():
         raise ConfigError(f"study config {path} is a directory; give a YAML file (a study folder's own is "
                           f"{path / 'study.yaml'}; `nas study resume {path}` continues that study)")
     if not path.is_file():
-        raise ConfigError(f"study config not found: {path}")
+        raise ConfigError(f"study config not found: {path}; {not_found_message('study', path).split('; ', 1)[1]}")
     return read_document(path, error=ConfigError)
 
 
 def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """Read a study config file, apply ``--set key.sub=value`` overrides, validate everything."""
+    from nas.configs import shipped_path
+
     path = Path(path)
+    if not path.exists():  # a shipped config's name: `nas study run quickstart`
+        path = shipped_path("study", path) or path
     doc = _read(path)
     if doc is None:
         doc = {}
@@ -239,12 +245,15 @@ class _Validator(Validator):
     def space(self, value: Any) -> str:
         if not isinstance(value, (str, Path)) or not str(value).strip():
             raise self.error(f"space must be the path of a search-space file, got {show(value)}")
+        from nas.configs import shipped, shipped_path
+
         path = Path(value).expanduser()
         candidates = [path] if path.is_absolute() else [(self.base_dir or Path.cwd()) / path, Path.cwd() / path]
-        found = next((p for p in candidates if p.is_file()), None)
+        found = next((p for p in candidates if p.is_file()), None) or shipped_path("space", str(value))
         if found is None:
             tried = " or ".join(str(p) for p in dict.fromkeys(candidates))
-            raise self.error(f"space: search-space file {show(str(value))} not found (looked at {tried})")
+            raise self.error(f"space: search-space file {show(str(value))} not found (looked at {tried}) and no "
+                             f"shipped space of that name; shipped: {', '.join(shipped('space'))}")
         from nas.search.space import load_space
 
         load_space(found)  # a bad space fails now, not when the first trial starts
