@@ -37,11 +37,12 @@ from nas.genome.io import load_yaml, read_document
 from nas.genome.parse import layout_letters
 from nas.config_validation import NAME, Validator
 from nas.search.config import apply_overrides
+from nas.search.tracking import Tracking, parse_tracking
 
 __all__ = ["AblationConfig", "Variant", "Cell", "load_ablation_config", "apply_genome_overrides", "FIELDS"]
 
 FIELDS = ("name", "description", "base", "axes", "paired", "variants", "baseline", "seeds", "data", "budget",
-          "resources", "max_concurrent", "ray_address", "collapse", "claims")
+          "resources", "max_concurrent", "ray_address", "collapse", "claims", "logging")
 AXIS_KEYS = ("field", "values", "labels")
 PAIRED_KEYS = ("fields", "values", "labels")
 VARIANT_KEYS = ("name", "set", "base")
@@ -93,6 +94,7 @@ class AblationConfig:
     collapse: bool = False  # measure DeepViT's attention collapse after training (attention variants)
     description: str = ""
     claims: tuple[Claim, ...] = ()  # what the paper says about the variants, judged from the cells
+    logging: Tracking = field(default_factory=Tracking)  # TensorBoard / MLflow views of the cells
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *, base_dir: str | Path | None = None,
@@ -120,6 +122,7 @@ class AblationConfig:
             "resources": dict(self.resources), "max_concurrent": self.max_concurrent,
             "ray_address": self.ray_address, "collapse": self.collapse,
             **({"claims": [c.to_dict() for c in self.claims]} if self.claims else {}),
+            **({"logging": self.logging.to_doc()} if self.logging else {}),
         }
 
 
@@ -347,6 +350,7 @@ class _AblationValidator(Validator):
                                        integer=True),
             ray_address=self.ray_address(doc.get("ray_address")), collapse=collapse, description=str(description),
             claims=parse_claims(doc.get("claims"), [v.name for v in variants], self.label),
+            logging=parse_tracking(doc.get("logging"), self.error),
         )
 
     # -- parts -------------------------------------------------------------------------------------
