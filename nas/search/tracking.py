@@ -216,6 +216,7 @@ def _mlflow_callback(uri: str, experiment: str, cells: dict[str, Any]) -> Any:
             for name in ("mlflow", "alembic"):  # their INFO lines (database set-up) are not ours to print
                 logging.getLogger(name).setLevel(logging.WARNING)
             super().setup(*args, **kwargs)
+            self._told: set[Any] = set()  # trials whose final report (with its status) arrived
 
         def log_trial_start(self, trial: Any) -> None:
             if trial in self._trial_runs:
@@ -232,10 +233,15 @@ def _mlflow_callback(uri: str, experiment: str, cells: dict[str, Any]) -> Any:
                                          step=_step(result))
             if result.get("final") and result.get("status"):
                 self.mlflow_util._get_client().set_tag(self._trial_runs[trial], "status", str(result["status"]))
+                self._told.add(trial)
 
         def log_trial_end(self, trial: Any, failed: bool = False) -> None:
             run_id = self._trial_runs.pop(trial, None)
-            if run_id is not None:
-                self.mlflow_util.end_run(run_id=run_id, status="FAILED" if failed else "FINISHED")
+            if run_id is None:
+                return
+            if trial not in self._told:  # ended without a final report: stopped by the scheduler (PRUNED)
+                self.mlflow_util._get_client().set_tag(run_id, "status", "failed" if failed else "stopped")
+            self._told.discard(trial)
+            self.mlflow_util.end_run(run_id=run_id, status="FAILED" if failed else "FINISHED")
 
     return MLflow(tracking_uri=uri, experiment_name=experiment)
