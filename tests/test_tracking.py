@@ -46,6 +46,7 @@ def read_scalars(folder: Path) -> dict[str, dict[int, float]]:
             at += 12 + length + 4
             for value in event.summary.value:
                 if value.HasField("simple_value"):
+                    assert event.step not in out.get(value.tag, {}), f"{value.tag} drawn twice at step {event.step}"
                     out.setdefault(value.tag, {})[event.step] = value.simple_value
     return out
 
@@ -86,6 +87,14 @@ def test_what_is_logged() -> None:
     report = {"val_acc": 0.5, "flops": 100, "epoch": 2, "final": True, "status": "complete", "seed": 0,
               "training_iteration": 3, "versions/torch": "2", "val_loss": float("nan"), "ok": True}
     assert trial_metrics(report) == {"val_acc": 0.5, "flops": 100.0}
+    from nas.search.tracking import _new_points
+
+    last: dict = {}
+    assert _new_points(last, "t", {"epoch": 1, "val_acc": 0.4}) == (1, {"val_acc": 0.4})
+    assert _new_points(last, "t", {"epoch": 2, "val_acc": 0.5, "img_per_s": 8.0}) == (2, {"val_acc": 0.5,
+                                                                                        "img_per_s": 8.0})
+    final = {"epoch": 2, "val_acc": 0.5, "img_per_s": 9.0, "duration_s": 3.0, "final": True}  # epoch 2 again
+    assert _new_points(last, "t", final) == (2, {"duration_s": 3.0})
 
 
 def test_configs_round_trip_the_field(tmp_path: Path) -> None:
@@ -98,6 +107,8 @@ def test_configs_round_trip_the_field(tmp_path: Path) -> None:
 
 # -- end to end ------------------------------------------------------------------------------------
 def test_study_and_its_confirmation_write_curves(tmp_path: Path, ray_session: None) -> None:
+    from mlflow.tracking import MlflowClient
+
     from nas.confirm import confirm_study
     from nas.search.runner import run_study
 
@@ -125,6 +136,7 @@ def test_study_and_its_confirmation_write_curves(tmp_path: Path, ray_session: No
         assert run.data.params["stages.0.dim"] in ("16", "32") and run.data.tags["status"] == "complete"
         assert run.info.run_name == f"{run.data.tags['key']}-{run.data.tags['ray_trial_id']}"
         assert set(metric_steps(uri, run.info.run_id, "val_acc")) == {1, 2}
+        assert len(MlflowClient(uri).get_metric_history(run.info.run_id, "val_acc")) == 2  # the final report adds none
         assert run.data.metrics["flops"] > 0 and run.data.metrics["duration_s"] > 0
 
     # The confirmation (an ablation of the study's front: the ablation runner, as `nas ablate`) logs as its

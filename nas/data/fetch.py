@@ -11,6 +11,7 @@ again. ``$NAS_DATA_MIRROR`` replaces the upstream folder URL (a local mirror; th
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -144,7 +145,7 @@ def _download(src: Source, file: RemoteFile, where: Path, home: Path) -> Path:
     logger.setLevel(logging.WARNING)  # the line above says it; pooch's own INFO line would repeat it
     try:
         path = pooch.retrieve(url, known_hash=f"md5:{file.md5}", fname=file.name, path=where,
-                              progressbar=sys.stderr.isatty())
+                              progressbar=sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None)
     except ValueError as exc:  # pooch: the downloaded file's hash is not the known one (the file is deleted)
         found = re.search(r"got\s+'?(?:md5:)?([0-9a-fA-F]{32})", str(exc))
         got = found.group(1) if found else "another"

@@ -146,6 +146,23 @@ def _step(result: Mapping[str, Any]) -> int:
     return int(result.get("epoch") or 0)  # the epoch, so curves of trials line up (0: before training)
 
 
+def _new_points(last: dict[Any, tuple[int, dict[str, float]]], trial: Any,
+                result: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
+    """The step and the metrics of ``result`` not already logged at that step: a trial's final report
+    carries its last epoch's metrics again (and whole-run figures such as ``img_per_s`` under the same
+    names), which would draw each curve's last point twice; only its new names (``duration_s``,
+    ``epochs``) are added. TensorBoard's ``final/*`` scalars keep the final report whole."""
+    step, metrics = _step(result), trial_metrics(result)
+    before_step, before = last.get(trial, (None, {}))
+    if before_step == step:
+        metrics = {k: v for k, v in metrics.items() if k not in before}
+        before = {**before, **metrics}
+    else:
+        before = dict(metrics)
+    last[trial] = (step, before)
+    return step, metrics
+
+
 def _describe(trial: Any, cells: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any], dict[str, str]]:
     """A trial's run name, parameters (its genome) and tags (key, and variant and seed in an ablation)."""
     config = trial.config or {}
@@ -171,6 +188,10 @@ def _tensorboard_callback(folder: Path, cells: dict[str, Any]) -> Any:
         """Ray Tune's TensorBoard logger with one folder per trial under ``folder``, step = epoch,
         and the genome as hyper-parameters (TensorBoard's HParams tab) when the trial ends."""
 
+        def __init__(self) -> None:
+            super().__init__()
+            self._last: dict[Any, tuple[int, dict[str, float]]] = {}  # per trial: last step and its values
+
         def log_trial_start(self, trial: Any) -> None:
             if trial in self._trial_writer:
                 self._trial_writer[trial].close()
@@ -181,15 +202,17 @@ def _tensorboard_callback(folder: Path, cells: dict[str, Any]) -> Any:
         def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
             if trial not in self._trial_writer:
                 self.log_trial_start(trial)
-            metrics = trial_metrics(result)
+            step, metrics = _new_points(self._last, trial, result)
             for k, v in metrics.items():
-                self._trial_writer[trial].add_scalar(k, v, global_step=_step(result))
-            self._trial_result[trial] = {**self._trial_result[trial], **metrics}
+                self._trial_writer[trial].add_scalar(k, v, global_step=step)
+            # final/* (the HParams metrics): each name's last reported value, the final report's included
+            self._trial_result[trial] = {**self._trial_result[trial], **trial_metrics(result)}
             self._trial_writer[trial].flush()
 
         def log_trial_end(self, trial: Any, failed: bool = False) -> None:
             writer = self._trial_writer.pop(trial, None)
             final = self._trial_result.pop(trial, {})
+            self._last.pop(trial, None)
             if writer is None:
                 return
             from tensorboardX.summary import hparams
@@ -217,6 +240,7 @@ def _mlflow_callback(uri: str, experiment: str, cells: dict[str, Any]) -> Any:
                 logging.getLogger(name).setLevel(logging.WARNING)
             super().setup(*args, **kwargs)
             self._told: set[Any] = set()  # trials whose final report (with its status) arrived
+            self._last: dict[Any, tuple[int, dict[str, float]]] = {}  # per trial: last step and its values
 
         def log_trial_start(self, trial: Any) -> None:
             if trial in self._trial_runs:
@@ -229,8 +253,9 @@ def _mlflow_callback(uri: str, experiment: str, cells: dict[str, Any]) -> Any:
         def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
             if trial not in self._trial_runs:
                 self.log_trial_start(trial)
-            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=trial_metrics(result),
-                                         step=_step(result))
+            step, metrics = _new_points(self._last, trial, result)
+            if metrics:
+                self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=metrics, step=step)
             if result.get("final") and result.get("status"):
                 self.mlflow_util._get_client().set_tag(self._trial_runs[trial], "status", str(result["status"]))
                 self._told.add(trial)
@@ -242,6 +267,7 @@ def _mlflow_callback(uri: str, experiment: str, cells: dict[str, Any]) -> Any:
             if trial not in self._told:  # ended without a final report: stopped by the scheduler (PRUNED)
                 self.mlflow_util._get_client().set_tag(run_id, "status", "failed" if failed else "stopped")
             self._told.discard(trial)
+            self._last.pop(trial, None)
             self.mlflow_util.end_run(run_id=run_id, status="FAILED" if failed else "FINISHED")
 
     return MLflow(tracking_uri=uri, experiment_name=experiment)
