@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     confirm.add_argument("--epochs", type=EPOCHS, metavar="E", help="training epochs (default: 3x the study's)")
     confirm.add_argument("--seeds", type=SEED, nargs="+", metavar="S", help="seeds (default: 0 1 2)")
     confirm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="change budget.FIELD, resources, max_concurrent or ray_address, "
+                         help="change budget.FIELD, resources, max_concurrent, ray_address or logging, "
                          "e.g. --set budget.lr=1e-3")
     confirm.add_argument("--out", metavar="FOLDER", help="confirmation folder (default: DIR/confirm)")
     confirm.add_argument("--json", action="store_true", help="print the confirmation as JSON")

@@ -33,7 +33,8 @@ from nas.fields import show
 __all__ = ["LOGGERS", "Tracking", "parse_tracking", "genome_params", "trial_metrics"]
 
 LOGGERS = ("tensorboard", "mlflow")
-_PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow"}
+_PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow"}  # logger -> module it needs
+_PIP = {"tensorboard": "tensorboardX", "mlflow": "mlflow-skinny"}  # -> what installs it (the tracking extra)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 MLFLOW_DB = "mlflow.db"
 TENSORBOARD_DIR = "tensorboard"
@@ -105,7 +106,8 @@ def parse_tracking(value: Any, error: Callable[[str], ConfigError]) -> Tracking:
                         f"(or {{mlflow: TRACKING_URI}})")
     for name in found:
         if importlib.util.find_spec(_PACKAGES[name]) is None:
-            raise error(f"logging: {name} needs the {_PACKAGES[name]} package: pip install 'vitnas[tracking]'")
+            raise error(f"logging: {name} needs the {_PACKAGES[name]} package: pip install {_PIP[name]} "
+                        f"(the tracking extra: pip install '.[tracking]' in a checkout)")
     return Tracking(tensorboard="tensorboard" in found, mlflow="mlflow" in found, mlflow_uri=found.get("mlflow"))
 
 
