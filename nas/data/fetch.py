@@ -122,12 +122,17 @@ def fetch(name: str) -> Path:
     except OSError as exc:
         raise DataError(f"{name}: cannot create the data cache folder {home} ({exc.strerror or exc}); set "
                         f"{ENV_HOME} to a writable folder, or give {name}:PATH") from None
-    for file in src.files:
-        if not src.archive and (folder / file.name).is_file():
-            continue  # fetched before an earlier run was cut short
-        archive = _download(src, file, home if src.archive else folder, home)
-        if src.archive:
-            _extract(src, archive, home)
+    try:
+        for file in src.files:
+            if not src.archive and (folder / file.name).is_file():
+                continue  # fetched and checked before an earlier run was cut short
+            archive = _download(src, file, home if src.archive else folder, home)
+            if src.archive:
+                _extract(src, archive, home)
+    except DataError:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # made for this fetch: an empty folder must not look like a set
+        raise
     if not is_present(name, home):
         raise DataError(f"{name}: the files fetched from {src.url(src.files[0])} lack "
                         f"{', '.join(f for f in src.expect if not (folder / f).is_file())}; {_by_hand(src, home)}")
@@ -153,11 +158,29 @@ def _download(src: Source, file: RemoteFile, where: Path, home: Path) -> Path:
                         f"{file.md5}; it was deleted (a damaged or changed download); try again, or "
                         f"{_by_hand(src, home)}") from None
     except Exception as exc:  # noqa: BLE001 - no network, refused, cut short, HTTP error: all one message
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        raise DataError(f"{src.name}: cannot download {url} ({reason}); {_by_hand(src, home)}") from None
+        raise DataError(f"{src.name}: cannot download {url} ({_reason(exc, url)}); {_by_hand(src, home)}") from None
     finally:
         logger.setLevel(level)
     return Path(path)
+
+
+def _reason(exc: Exception, url: str) -> str:
+    """Why a download failed, in a few words (requests' own messages nest three exceptions deep)."""
+    from urllib.parse import urlsplit
+
+    text = " ".join(str(exc).split())
+    host = urlsplit(url).netloc
+    if any(s in text for s in ("NameResolutionError", "Name or service not known", "Temporary failure in name",
+                               "nodename nor servname")):
+        return f"cannot resolve {urlsplit(url).hostname}: no network or no DNS"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return f"connection refused by {host}"
+    if "timed out" in text.lower():
+        return f"no answer from {host} (timed out)"
+    if "IncompleteRead" in text or "Connection broken" in text:
+        return "the connection broke before the whole file arrived"
+    reason = f"{type(exc).__name__}: {text}"
+    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
 def _extract(src: Source, archive: Path, home: Path) -> None:
