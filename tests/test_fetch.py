@@ -226,6 +226,16 @@ def test_a_truncated_archive_keeps_nothing(mirror: Mirror, tmp_path: Path, monke
     assert cache_files(tmp_path) == []
 
 
+def test_an_archive_without_the_layout_keeps_nothing(mirror: Mirror, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = _targz({"cifar-10-batches-py/data_batch_1": _pickle(2, b"labels", 10)[0]})  # the rest missing
+    publish(monkeypatch, mirror, "cifar10", {"cifar-10-python.tar.gz": archive})
+    with pytest.raises(DataError, match=r"^cifar10: the archive cifar-10-python.tar.gz has no "
+                                        r"cifar-10-batches-py/data_batch_2; without network"):
+        load_dataset("cifar10")
+    assert cache_files(tmp_path) == []
+
+
 def test_without_network_one_error_line(mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture) -> None:
     with socket.socket() as s:  # a port nobody listens on: the server is gone

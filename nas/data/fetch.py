@@ -202,6 +202,8 @@ def _extract(src: Source, archive: Path, home: Path) -> None:
         except OSError:  # another process put the set in place meanwhile: keep theirs
             if not is_present(src.name, home):
                 raise
+    except DataError:  # a ValueError too: said in its own words above
+        raise
     except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise DataError(f"{src.name}: cannot extract {archive} ({type(exc).__name__}: {exc}); it was deleted; "
                         f"{_by_hand(src, home)}") from None
