@@ -10,7 +10,7 @@ setup:
 	@$(PYTHON) -m pip install --quiet -e ".[dev]"
 
 quickstart: setup
-	$(PYTHON) -m nas study run studies/quickstart.yaml
+	$(PYTHON) -m nas study run quickstart
 
 test: setup
 	$(PYTHON) -m pytest tests

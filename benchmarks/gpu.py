@@ -59,7 +59,7 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("RTX 3090", 71.0),
 )
 PACKINGS = (1.0, 0.5, 0.25, 0.125)
-SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "vit_family.yaml"
+SPACE = Path(__file__).resolve().parent.parent / "nas" / "configs" / "search_spaces" / "vit_family.yaml"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET = {"epochs": 3, "batch_size": 64, "lr": 2.0e-3}  # studies/quickstart.yaml's budget
+BUDGET = {"epochs": 3, "batch_size": 64, "lr": 2.0e-3}  # nas/configs/studies/quickstart.yaml's budget
 
 
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
@@ -104,7 +104,7 @@ def best_of_k_gain(rows: list[dict[str, Any]], fields: dict[str, str], *, k: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--space", default=str(ROOT / "search_spaces" / "vit_family.yaml"))
+    ap.add_argument("--space", default=str(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml"))
     ap.add_argument("--data", default="mnist5k")
     ap.add_argument("--n", type=int, default=64, help="architectures to sample (default 64)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and every training")

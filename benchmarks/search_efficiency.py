@@ -1,6 +1,6 @@
 """Search efficiency: hypervolume against wall time for samplers, early stopping and pre-screening.
 
-Every variant runs the quickstart study (``studies/quickstart.yaml``: the ``vit_family`` space on
+Every variant runs the quickstart study (``nas/configs/studies/quickstart.yaml``: the ``vit_family`` space on
 mnist5k, 24 trials of 3 epochs, val_acc vs FLOPs under a 5e6-MAC limit, 2 trials at a time) for
 each seed, with only the variant's overrides changed. All runs share one local Ray started by this
 script (its start-up is not counted in any wall time) and one hypervolume reference point, the
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "studies" / "quickstart.yaml"
+CONFIG = ROOT / "nas" / "configs" / "studies" / "quickstart.yaml"
 REFERENCE = [0.0, 5.0e6]  # val_acc, flops: the box val_acc 0..1 x flops 0..5e6
 BOX = 1.0 * 5.0e6
 DEFAULT = "nsga2"

@@ -73,7 +73,7 @@ class Validator:
 
     def data(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.error(f"data must be a dataset spec such as mnist5k or cifar10:PATH, got {show(value)}")
+            raise self.error(f"data must be a dataset spec such as mnist5k, cifar10 or cifar10:PATH, got {show(value)}")
         try:
             from nas.data.registry import parse_data_spec
         except ImportError:  # the data package is optional at config time

@@ -12,7 +12,7 @@ from nas.errors import NasError
 
 __all__ = ["pick_device", "library_versions", "device_name"]
 
-_LIBRARIES = ("torch", "einops", "fvcore", "optuna", "ray", "pandas", "nas")
+_LIBRARIES = ("torch", "einops", "fvcore", "optuna", "ray", "pandas")
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -42,4 +42,7 @@ def library_versions() -> dict[str, str]:
             out[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             out[lib] = "not installed"
+    from nas import __version__
+
+    out["nas"] = __version__  # the package's own (its distribution is named vitnas; a checkout has none)
     return out

@@ -122,7 +122,7 @@ def test_claims_load_from_a_file_round_trip_and_render(tmp_path: Path) -> None:
 
 
 def test_every_shipped_ablation_states_its_papers_claims() -> None:
-    root = Path(__file__).resolve().parents[1] / "studies" / "ablations"
+    root = Path(__file__).resolve().parents[1] / "nas" / "configs" / "ablations"
     for path in sorted(root.glob("*.yaml")):
         config = load_ablation_config(path)
         assert config.claims, f"{path.name} states no claims"

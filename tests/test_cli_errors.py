@@ -48,7 +48,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     study = tmp_path / "S"
     study.mkdir()
     (study / "study.yaml").write_text(yaml.safe_dump({
-        "name": "s", "space": str(ROOT / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
+        "name": "s", "space": str(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
         "budget": {"epochs": 1}, "objectives": {"val_acc": "maximize"}, "n_trials": 2}))
     (study / "trials.csv").write_text("number\n")
     files["study"] = str(study)
@@ -58,7 +58,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     np.savez(tmp_path / "empty.npz", x=x[:0], y=np.zeros(0, int))
     np.savez(tmp_path / "one.npz", x=x, y=np.zeros(12, int))
     (tmp_path / "study_cfg.yaml").write_text(yaml.safe_dump({
-        "name": "r", "space": str(ROOT / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
+        "name": "r", "space": str(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
         "budget": {"epochs": 1, "subset": 16}, "objectives": {"val_acc": "maximize"}, "n_trials": 1}))
     return files
 
@@ -318,7 +318,7 @@ def test_ctrl_c_or_sigterm_during_a_study_exits_128_plus_signal_with_one_line_in
         tmp_path: Path, sig: int, status: int, by: str) -> None:
     cfg = tmp_path / "s.yaml"
     cfg.write_text(yaml.safe_dump({
-        "name": "i", "space": str(ROOT / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
+        "name": "i", "space": str(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml"), "data": "synthetic",
         "budget": {"epochs": 50}, "objectives": {"val_acc": "maximize"}, "n_trials": 20, "max_concurrent": 1}))
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "nas", "study", "run", str(cfg), "--out", str(tmp_path / "I")],

@@ -139,7 +139,7 @@ def test_unsupported_ops_are_only_elementwise_and_stages_sum(doc: dict) -> None:
     assert "MAC" in r.unit
 
 
-SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
+SPACES = sorted((Path(__file__).resolve().parents[1] / "nas" / "configs" / "search_spaces").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)

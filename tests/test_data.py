@@ -30,9 +30,9 @@ def test_unknown_name_suggests_the_closest() -> None:
 
 
 def test_path_rules() -> None:
-    with pytest.raises(DataError, match=r"dataset cifar10 needs a path, as cifar10:PATH; expected at PATH: "
-                                        r"a directory with data_batch_1"):
-        parse_data_spec("cifar10")
+    with pytest.raises(DataError, match=r"dataset npz needs a path, as npz:PATH; expected at PATH: an .npz file"):
+        parse_data_spec("npz")
+    assert parse_data_spec("cifar10").path is None  # fetched by name (tests/test_fetch.py)
     with pytest.raises(DataError, match="dataset mnist5k takes no path"):
         parse_data_spec("mnist5k:/tmp/x")
     spec = parse_data_spec("npz:/data/set.npz")

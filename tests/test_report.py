@@ -16,7 +16,7 @@ from nas.search.config import StudyConfig
 from nas.search.runner import prepare_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "vit_family.yaml"
+SPACE = Path(__file__).resolve().parents[1] / "nas" / "configs" / "search_spaces" / "vit_family.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

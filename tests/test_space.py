@@ -21,11 +21,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _space(name: str) -> SearchSpace:
-    return load_space(ROOT / "search_spaces" / f"{name}.yaml")
+    return load_space(ROOT / "nas" / "configs" / "search_spaces" / f"{name}.yaml")
 
 
 def _doc(name: str) -> dict:
-    return yaml.safe_load((ROOT / "search_spaces" / f"{name}.yaml").read_text())
+    return yaml.safe_load((ROOT / "nas" / "configs" / "search_spaces" / f"{name}.yaml").read_text())
 
 
 def _random_trials(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[optuna.trial.Trial, object]]:
@@ -42,7 +42,7 @@ def test_shipped_space_loads(name: str) -> None:
     space = _space(name)
     assert space.name == name
     assert space.distributions()
-    first_line = (ROOT / "search_spaces" / f"{name}.yaml").read_text().splitlines()[0]
+    first_line = (ROOT / "nas" / "configs" / "search_spaces" / f"{name}.yaml").read_text().splitlines()[0]
     assert first_line.startswith(f"# {name}:")
 
 

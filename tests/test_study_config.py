@@ -11,7 +11,7 @@ from nas.errors import ConfigError
 from nas.search.config import SAMPLERS, StudyConfig, apply_overrides, load_study_config
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = ROOT / "studies" / "quickstart.yaml"
+QUICKSTART = ROOT / "nas" / "configs" / "studies" / "quickstart.yaml"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -23,7 +23,7 @@ def _load(*overrides: str) -> StudyConfig:
 def test_quickstart_loads() -> None:
     cfg = _load()
     assert cfg.name == "quickstart" and cfg.data == "mnist5k"
-    assert Path(cfg.space) == ROOT / "search_spaces" / "vit_family.yaml"
+    assert Path(cfg.space) == ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml"
     assert cfg.budget == {"epochs": 3, "batch_size": 64, "lr": 2.0e-3}
     assert cfg.objectives == {"val_acc": "maximize", "flops": "minimize"}
     assert cfg.directions() == ["maximize", "minimize"]
@@ -115,7 +115,7 @@ def test_bad_values_name_the_key(override: str, message: str) -> None:
 
 def test_unknown_key_in_file_and_asha_needs_a_training_objective(tmp_path: Path) -> None:
     doc = yaml.safe_load(QUICKSTART.read_text())
-    doc["space"] = str(ROOT / "search_spaces" / "vit_family.yaml")
+    doc["space"] = str(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml")
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({**doc, "n_trial": 3}))
     with pytest.raises(ConfigError, match=r"unknown key 'n_trial' in study config; did you mean 'n_trials'\?"):
@@ -128,7 +128,7 @@ def test_unknown_key_in_file_and_asha_needs_a_training_objective(tmp_path: Path)
 def test_numeric_strings_and_yaml_floats(tmp_path: Path) -> None:
     doc = {"space": "vit_family.yaml", "data": "mnist5k", "objectives": ["val_acc", "params"],
            "constraints": {"flops": "5.0e7", "params": 2e6}}
-    cfg = StudyConfig.from_dict({**doc, "name": "t"}, base_dir=ROOT / "search_spaces")
+    cfg = StudyConfig.from_dict({**doc, "name": "t"}, base_dir=ROOT / "nas" / "configs" / "search_spaces")
     assert cfg.constraints == {"flops": 5.0e7, "params": 2.0e6}
     assert cfg.objectives == {"val_acc": "maximize", "params": "minimize"} and cfg.sampler == "nsga2"
     path = tmp_path / "t.yaml"
@@ -136,7 +136,7 @@ def test_numeric_strings_and_yaml_floats(tmp_path: Path) -> None:
                     "constraints: {flops: 5.0e7}\nbudget: {lr: 1e-3}\n")
     with pytest.raises(ConfigError, match=r"^t.yaml: space: search-space file '../x/vit_family.yaml' not found"):
         load_study_config(path)
-    path.write_text(path.read_text().replace("../x/", str(ROOT / "search_spaces") + "/"))
+    path.write_text(path.read_text().replace("../x/", str(ROOT / "nas" / "configs" / "search_spaces") + "/"))
     cfg = load_study_config(path)
     assert cfg.name == "t" and cfg.constraints == {"flops": 5.0e7} and cfg.budget == {"lr": 0.001}
     assert cfg.sampler == "tpe"  # one objective
@@ -144,9 +144,9 @@ def test_numeric_strings_and_yaml_floats(tmp_path: Path) -> None:
 
 def test_space_path_falls_back_to_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("space: search_spaces/deepvit.yaml\ndata: mnist5k\nobjectives: {val_acc: maximize}\n")
+    path.write_text("space: nas/configs/search_spaces/deepvit.yaml\ndata: mnist5k\nobjectives: {val_acc: maximize}\n")
     monkeypatch.chdir(ROOT)
-    assert load_study_config(path).space == str(ROOT / "search_spaces" / "deepvit.yaml")
+    assert load_study_config(path).space == str(ROOT / "nas" / "configs" / "search_spaces" / "deepvit.yaml")
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

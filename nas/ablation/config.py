@@ -1,4 +1,4 @@
-"""Ablation configs (``studies/ablations/*.yaml``): one base genome, axes of overrides, seeds, budget.
+"""Ablation configs (``nas/configs/ablations/*.yaml`` and the user's own): one base genome, axes of overrides, seeds, budget.
 
 An ablation is a grid: every level of every axis is crossed with every other (``axes`` move one
 genome field, ``paired`` axes move several fields together, e.g. depth against MLP ratio at
@@ -38,11 +38,12 @@ from nas.genome.io import load_yaml, read_document
 from nas.genome.parse import layout_letters
 from nas.config_validation import NAME, Validator
 from nas.search.config import apply_overrides
+from nas.search.tracking import Tracking, parse_tracking
 
 __all__ = ["AblationConfig", "Variant", "Cell", "load_ablation_config", "apply_genome_overrides", "FIELDS"]
 
 FIELDS = ("name", "description", "plugins", "base", "axes", "paired", "variants", "baseline", "seeds", "data", "budget",
-          "resources", "max_concurrent", "ray_address", "collapse", "claims")
+          "resources", "max_concurrent", "ray_address", "collapse", "claims", "logging")
 AXIS_KEYS = ("field", "values", "labels")
 PAIRED_KEYS = ("fields", "values", "labels")
 VARIANT_KEYS = ("name", "set", "base")
@@ -95,6 +96,7 @@ class AblationConfig:
     description: str = ""
     claims: tuple[Claim, ...] = ()  # what the paper says about the variants, judged from the cells
     plugins: tuple[str, ...] = ()  # modules that declare mixers the variants use
+    logging: Tracking = field(default_factory=Tracking)  # TensorBoard / MLflow views of the cells
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *, base_dir: str | Path | None = None,
@@ -123,14 +125,21 @@ class AblationConfig:
             "resources": dict(self.resources), "max_concurrent": self.max_concurrent,
             "ray_address": self.ray_address, "collapse": self.collapse,
             **({"claims": [c.to_dict() for c in self.claims]} if self.claims else {}),
+            **({"logging": self.logging.to_doc()} if self.logging else {}),
         }
 
 
 # -- loading ----------------------------------------------------------------------------------------
 def load_ablation_config(path: str | Path, overrides: Sequence[str] = ()) -> AblationConfig:
     """Read an ablation file, apply ``--set key.sub=value`` overrides, validate and expand it."""
+    from nas.configs import not_found_message, shipped_path
     from nas.paths import check_input_file
 
+    if not Path(path).expanduser().exists():  # a shipped config's name: `nas ablate coatnet_layouts`
+        found = shipped_path("ablation", path)
+        if found is None and "/" not in str(path) and not str(path).endswith((".yaml", ".yml", ".json")):
+            raise ConfigError(not_found_message("ablation", path))
+        path = found or path
     path = check_input_file(path, "ablation config")
     doc = read_document(path, error=ConfigError)
     doc = {} if doc is None else doc
@@ -350,6 +359,7 @@ class _AblationValidator(Validator):
                                        integer=True),
             ray_address=self.ray_address(doc.get("ray_address")), collapse=collapse, description=str(description),
             claims=parse_claims(doc.get("claims"), [v.name for v in variants], self.label), plugins=plugins,
+            logging=parse_tracking(doc.get("logging"), self.error),
         )
 
     # -- parts -------------------------------------------------------------------------------------

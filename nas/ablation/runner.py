@@ -215,7 +215,7 @@ def _fit(config: AblationConfig, out_dir: Path, todo: list[Cell], *, total: int,
         tune.with_parameters(cell_trainable, ctx=ctx, cells=cells),
         {"cpu": float(config.resources.get("cpu", 1)), "gpu": float(config.resources.get("gpu", 0))},
     )
-    callbacks: list[Any] = [JsonLoggerCallback()]
+    callbacks: list[Any] = [JsonLoggerCallback(), *config.logging.callbacks(out_dir, config.name, cells)]
     if not quiet:
         labels = {c.key: f"{c.variant} seed={c.seed}" for c in todo}
         callbacks.append(_progress_callback(total, skipped, labels))

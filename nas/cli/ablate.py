@@ -9,9 +9,9 @@ from nas.cli.common import print_json
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("ablate", help="run an ablation (variants x seeds) and write its table; resumes")
-    parser.add_argument("config", help="ablation config YAML, e.g. studies/ablations/shiftvit_ratio.yaml")
+    parser.add_argument("config", help="ablation config: a YAML file, or a shipped config by name (coatnet_layouts, shiftvit_ratio, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set data=cifar10:/data/cifar --set budget.epochs=100")
+                        help="override a config field, e.g. --set data=cifar10 --set budget.epochs=100")
     parser.add_argument("--out", help="ablation directory (default: runs/ablations/<name>); rerun to resume")
     parser.add_argument("--json", action="store_true", help="print the table as JSON (rows with *_mean, *_std)")
     parser.add_argument("--retry-failed", action="store_true", help="train cells stored as failed again")

@@ -52,12 +52,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib import metadata
+    from nas import __version__
 
-    try:
-        return metadata.version("nas")
-    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree without install
-        return "unknown"
+    return __version__
 
 
 def _one_line(message: str) -> str:

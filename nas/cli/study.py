@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     study_sub.required = True
 
     run = study_sub.add_parser("run", help="run a study (resumes it if its directory exists)")
-    run.add_argument("config", help="study config YAML, e.g. studies/quickstart.yaml")
+    run.add_argument("config", help="study config: a YAML file, or a shipped config by name (quickstart)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field, e.g. --set n_trials=4 --set budget.epochs=1")
     run.add_argument("--out", help="study directory (default: runs/<name>)")
@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resume = study_sub.add_parser("resume", help="continue a study after a crash or kill, up to n_trials")
     resume.add_argument("dir", help="study directory")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="change n_trials, max_concurrent, resources, ray_address, retry_failed, heartbeat_interval, grace_period or storage_path")
+                        help="change n_trials, max_concurrent, resources, ray_address, retry_failed, heartbeat_interval, grace_period, "
+                        "storage_path or logging")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(func=_resume)
 
@@ -58,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     confirm.add_argument("--epochs", type=EPOCHS, metavar="E", help="training epochs (default: 3x the study's)")
     confirm.add_argument("--seeds", type=SEED, nargs="+", metavar="S", help="seeds (default: 0 1 2)")
     confirm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="change budget.FIELD, resources, max_concurrent or ray_address, "
+                         help="change budget.FIELD, resources, max_concurrent, ray_address or logging, "
                          "e.g. --set budget.lr=1e-3")
     confirm.add_argument("--out", metavar="FOLDER", help="confirmation folder (default: DIR/confirm)")
     confirm.add_argument("--json", action="store_true", help="print the confirmation as JSON")

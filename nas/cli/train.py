@@ -20,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("spec", metavar="SPEC", help="preset name (see `nas presets`) or genome file (.yaml/.json)")
     p.add_argument("--data", default="mnist5k", metavar="NAME[:PATH]",
-                   help="mnist5k (default, embedded), cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE, synthetic")
+                   help="mnist5k (default, embedded); cifar10, cifar100, fashion_mnist (fetched once into $NAS_DATA, default "
+                        "~/.cache/nas) or NAME:DIR; imagefolder:DIR, npz:FILE, synthetic")
     p.add_argument("--epochs", type=EPOCHS, help="epochs to train (default: the recipe's, 5)")
     p.add_argument("--seconds", type=SECONDS, help="wall-clock budget; alone, it replaces the epoch budget")
     p.add_argument("--batch-size", type=BATCH, dest="batch_size")

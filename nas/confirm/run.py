@@ -25,7 +25,7 @@ __all__ = ["ConfirmPlan", "plan_confirmation", "run_confirmation", "DEFAULT_SEED
 
 DEFAULT_SEEDS = (0, 1, 2)
 EPOCH_FACTOR = 3  # default budget: three times the study's epochs
-SETTABLE = ("budget", "resources", "max_concurrent", "ray_address")  # --set may change how cells train and run
+SETTABLE = ("budget", "resources", "max_concurrent", "ray_address", "logging")  # how cells train, run and are logged
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,22 @@ def plan_confirmation(study_dir: str | Path, *, top: int | None = None, epochs: 
         "seeds": list(DEFAULT_SEEDS if seeds is None else seeds),
         "data": c.data, "budget": confirm_budget(dict(c.budget), epochs),
         "resources": dict(c.resources), "max_concurrent": c.max_concurrent, "ray_address": c.ray_address,
-        "collapse": False,
+        "collapse": False, "logging": _logging(c.logging, view.dir),
     }
     doc = apply_overrides(doc, list(overrides))
     config = AblationConfig.from_dict(doc, label="confirm")
     out_dir = Path(out) if out is not None else view.dir / CONFIRM_DIR
     return ConfirmPlan(view=view, candidates=tuple(candidates), config=config, out_dir=out_dir)
+
+
+def _logging(tracking: Any, study_dir: Path) -> list[Any]:
+    """The study's ``logging``, with MLflow runs going to the study's own store (one ``mlflow ui`` shows
+    the study's trials and their confirmation side by side, as experiments ``NAME`` and ``NAME-confirm``)."""
+    import dataclasses
+
+    if tracking.mlflow and tracking.mlflow_uri is None:
+        tracking = dataclasses.replace(tracking, mlflow_uri=tracking.mlflow_store(study_dir))
+    return tracking.to_doc()
 
 
 def run_confirmation(plan: ConfirmPlan, *, quiet: bool = False) -> Any:

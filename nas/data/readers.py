@@ -16,7 +16,8 @@ import numpy as np
 from nas.data.dataset import ImageDataset, make_dataset, stratified_split
 from nas.errors import DataError
 
-__all__ = ["read_mnist5k", "read_cifar", "read_imagefolder", "read_npz", "make_synthetic", "LAYOUTS"]
+__all__ = ["read_mnist5k", "read_cifar", "read_fashion_mnist", "read_imagefolder", "read_npz", "make_synthetic",
+           "LAYOUTS"]
 
 # What each format expects on disk; quoted in every error about a missing or malformed file.
 LAYOUTS: dict[str, str] = {
@@ -25,6 +26,8 @@ LAYOUTS: dict[str, str] = {
                "extracted from cifar-10-python.tar.gz (the cifar-10-batches-py folder or its parent)",
     "cifar100": "a directory with the train and test python pickles extracted from cifar-100-python.tar.gz "
                 "(the cifar-100-python folder or its parent)",
+    "fashion_mnist": "a directory with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                     "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz as published (gzipped IDX files)",
     "imagefolder": "a directory with one sub-folder of images per class (optionally train/ and val/ "
                    "directories, each laid out that way)",
     "npz": "an .npz file with arrays x (uint8, [N, H, W, C] or [N, C, H, W], C = 1 or 3) and y "
@@ -139,6 +142,50 @@ def read_cifar(path: str | Path, *, hundred: bool = False) -> ImageDataset:
         if len(y) and (y.min() < 0 or y.max() >= classes):
             raise DataError(f"{kind}: {root} {name} labels span {y.min()}..{y.max()}, expected 0..{classes - 1}")
     return make_dataset(kind, x_tr, y_tr, x_val, y_val, flip=True, num_classes=classes)
+
+
+# -- Fashion-MNIST IDX files -----------------------------------------------------------------------
+def _read_idx(path: Path, dims: int) -> np.ndarray:
+    """A gzipped IDX file of unsigned bytes (magic ``0x0000 08 dims``, then ``dims`` big-endian sizes)."""
+    import gzip
+
+    if not path.is_file():
+        raise _missing("fashion_mnist", path, "missing file")
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"fashion_mnist: cannot read {path} as a gzipped IDX file ({exc}); "
+                        f"expected {LAYOUTS['fashion_mnist']}") from None
+    header = 4 + 4 * dims
+    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    if magic != 0x0800 + dims or len(raw) < header:
+        raise DataError(f"fashion_mnist: {path} is not an IDX file of {dims}-d unsigned bytes (magic {magic:#x}, "
+                        f"expected {0x0800 + dims:#x})")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    body = np.frombuffer(raw, dtype=np.uint8, offset=header)
+    if body.size != int(np.prod(shape)):
+        raise DataError(f"fashion_mnist: {path} declares shape {list(shape)} but holds {body.size} values")
+    return body.reshape(shape).copy()  # writable: frombuffer's view of the bytes is read-only
+
+
+def read_fashion_mnist(path: str | Path) -> ImageDataset:
+    """Fashion-MNIST (Xiao et al., 2017): 60,000 + 10,000 grey 28x28 images; val is the test set."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise _missing("fashion_mnist", root, "no such directory")
+    parts = {}
+    for split in ("train", "t10k"):
+        x = _read_idx(root / f"{split}-images-idx3-ubyte.gz", 3)
+        y = _read_idx(root / f"{split}-labels-idx1-ubyte.gz", 1).astype(np.int64)
+        if len(x) != len(y) or (len(y) and y.max() > 9):
+            raise DataError(f"fashion_mnist: {root} {split}: {len(x)} images and {len(y)} labels (labels 0..9 "
+                            f"expected, max {int(y.max()) if len(y) else '-'})")
+        parts[split] = (x[:, None], y)  # [N, 1, 28, 28]
+    names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+             "Ankle boot")
+    return make_dataset("fashion_mnist", *parts["train"], *parts["t10k"], flip=True, num_classes=10,
+                        class_names=names)
 
 
 # -- image folders ----------------------------------------------------------------------------------

@@ -1,20 +1,28 @@
-"""``NAME[:PATH]`` dataset specs: parsing, the registry of known names, and :func:`load_dataset`."""
+"""``NAME[:PATH]`` dataset specs: parsing, the registry of known names, and :func:`load_dataset`.
+
+``cifar10``, ``cifar100`` and ``fashion_mnist`` without a PATH are fetched into the cache by
+:mod:`nas.data.fetch`; with one they are read from there, as every other format is.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from nas.data.dataset import ImageDataset
-from nas.data.readers import LAYOUTS, make_synthetic, read_cifar, read_imagefolder, read_mnist5k, read_npz
+from nas.data.fetch import SOURCES, fetch
+from nas.data.readers import (LAYOUTS, make_synthetic, read_cifar, read_fashion_mnist, read_imagefolder,
+                              read_mnist5k, read_npz)
 from nas.errors import DataError, closest
 
 __all__ = ["DataSpec", "DATASETS", "parse_data_spec", "load_dataset"]
 
-# Known names and whether they need a PATH after the colon.
+# Known names and whether a PATH may follow the colon. The names in nas.data.fetch.SOURCES (cifar10,
+# cifar100, fashion_mnist) are fetched into the cache when no PATH is given; the others need theirs.
 DATASETS: dict[str, bool] = {
     "mnist5k": False,
     "cifar10": True,
     "cifar100": True,
+    "fashion_mnist": True,
     "imagefolder": True,
     "npz": True,
     "synthetic": False,
@@ -45,7 +53,7 @@ def parse_data_spec(spec: str) -> DataSpec:
         raise DataError(f"unknown dataset {name!r}{closest(name, DATASETS)}; known: {known} "
                         f"(as NAME or NAME:PATH)")
     needs_path = DATASETS[name]
-    if needs_path and not path:
+    if needs_path and not path and name not in SOURCES:
         raise DataError(f"dataset {name} needs a path, as {name}:PATH; expected at PATH: {LAYOUTS[name]}")
     if not needs_path and sep:
         raise DataError(f"dataset {name} takes no path (got {text!r}); it is {LAYOUTS[name]}")
@@ -66,10 +74,12 @@ def load_dataset(spec: str | DataSpec, *, seed: int = 0, val_fraction: float = 0
         return read_mnist5k(seed=seed, val_fraction=val_fraction)
     if ds.name == "synthetic":
         return make_synthetic()
-    assert ds.path is not None  # parse_data_spec guarantees it for these names
+    path = ds.path if ds.path is not None else fetch(ds.name)  # parse_data_spec lets only SOURCES go without
     if ds.name in ("cifar10", "cifar100"):
-        return read_cifar(ds.path, hundred=ds.name == "cifar100")
+        return read_cifar(path, hundred=ds.name == "cifar100")
+    if ds.name == "fashion_mnist":
+        return read_fashion_mnist(path)
     if ds.name == "imagefolder":
-        return read_imagefolder(ds.path, image_size=image_size or DEFAULT_FOLDER_SIZE, seed=seed,
+        return read_imagefolder(path, image_size=image_size or DEFAULT_FOLDER_SIZE, seed=seed,
                                 val_fraction=val_fraction)
-    return read_npz(ds.path, seed=seed, val_fraction=val_fraction)
+    return read_npz(path, seed=seed, val_fraction=val_fraction)

@@ -1,4 +1,4 @@
-"""Study configs (``studies/*.yaml``): what to search, how each trial trains, and how trials run.
+"""Study configs (``nas/configs/studies/*.yaml`` and the user's own): what to search, how each trial trains, and how trials run.
 
 A config is validated entirely at load, before anything starts, so a typo costs a second rather than
 a Ray cluster start-up: unknown keys name the closest known one, the search space is loaded and
@@ -23,6 +23,7 @@ from nas.errors import ConfigError, closest
 from nas.fields import SEED_MAX, show
 from nas.genome.io import load_yaml, read_document
 from nas.proxy.registry import PROXIES
+from nas.search.tracking import Tracking, parse_tracking
 
 __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
 
@@ -44,7 +45,8 @@ MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "se
 PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
-          "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path")
+          "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path",
+          "logging")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -75,6 +77,7 @@ class StudyConfig:
     grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
     storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
     plugins: tuple[str, ...] = ()  # modules that declare mixers (imported before the space is read)
+    logging: Tracking = field(default_factory=Tracking)  # TensorBoard / MLflow views of the trials (nas.search.tracking)
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -95,7 +98,7 @@ class StudyConfig:
             "reference_presets": list(self.reference_presets),
             "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
-            "storage_path": self.storage_path,
+            "storage_path": self.storage_path, "logging": self.logging.to_doc(),
             **({"plugins": list(self.plugins)} if self.plugins else {}),
         }
 
@@ -150,17 +153,23 @@ def _scheduler_doc(scheduler: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- loading ----------------------------------------------------------------------------------------
 def _read(path: Path) -> Any:
+    from nas.configs import not_found_message
+
     if path.is_dir():
         raise ConfigError(f"study config {path} is a directory; give a YAML file (a study folder's own is "
                           f"{path / 'study.yaml'}; `nas study resume {path}` continues that study)")
     if not path.is_file():
-        raise ConfigError(f"study config not found: {path}")
+        raise ConfigError(f"study config not found: {path}; {not_found_message('study', path).split('; ', 1)[1]}")
     return read_document(path, error=ConfigError)
 
 
 def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """Read a study config file, apply ``--set key.sub=value`` overrides, validate everything."""
+    from nas.configs import shipped_path
+
     path = Path(path)
+    if not path.exists():  # a shipped config's name: `nas study run quickstart`
+        path = shipped_path("study", path) or path
     doc = _read(path)
     if doc is None:
         doc = {}
@@ -252,18 +261,22 @@ class _Validator(Validator):
             retry_failed=self.flag("retry_failed", doc.get("retry_failed", False)),
             **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
             storage_path=self.storage_path(doc.get("storage_path")), plugins=plugins,
+            logging=parse_tracking(doc.get("logging"), self.error),
         )
 
     # -- fields ------------------------------------------------------------------------------------
     def space(self, value: Any) -> str:
         if not isinstance(value, (str, Path)) or not str(value).strip():
             raise self.error(f"space must be the path of a search-space file, got {show(value)}")
+        from nas.configs import shipped, shipped_path
+
         path = Path(value).expanduser()
         candidates = [path] if path.is_absolute() else [(self.base_dir or Path.cwd()) / path, Path.cwd() / path]
-        found = next((p for p in candidates if p.is_file()), None)
+        found = next((p for p in candidates if p.is_file()), None) or shipped_path("space", str(value))
         if found is None:
             tried = " or ".join(str(p) for p in dict.fromkeys(candidates))
-            raise self.error(f"space: search-space file {show(str(value))} not found (looked at {tried})")
+            raise self.error(f"space: search-space file {show(str(value))} not found (looked at {tried}) and no "
+                             f"shipped space of that name; shipped: {', '.join(shipped('space'))}")
         from nas.search.space import load_space
 
         load_space(found)  # a bad space fails now, not when the first trial starts

@@ -28,7 +28,7 @@ __all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary", "i
 
 # Fields that may change when a study is resumed; any other difference means a different study.
 RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address", "retry_failed", "heartbeat_interval",
-                    "grace_period", "storage_path")
+                    "grace_period", "storage_path", "logging")
 
 
 def trial_trainable(config: dict[str, Any], ctx: TrialContext) -> None:
@@ -377,7 +377,8 @@ def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialCont
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=config.storage_path or str(study_dir / "ray"), verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[JsonLoggerCallback(), _CheckpointLocations(searcher._checkpoints)],  # no TensorBoard/CSV loggers
+            callbacks=[JsonLoggerCallback(), _CheckpointLocations(searcher._checkpoints),  # Tune's own loggers off:
+                       *config.logging.callbacks(study_dir, config.name)],  # the study's `logging` instead
         ),
     )
     with Heartbeat(study, searcher.owned, config.heartbeat_interval), warnings.catch_warnings():
