@@ -23,6 +23,7 @@ from nas.errors import ConfigError, closest
 from nas.fields import SEED_MAX, show
 from nas.genome.io import load_yaml, read_document
 from nas.proxy.registry import PROXIES
+from nas.search.budget import COUNTINGS
 
 __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
 
@@ -44,7 +45,8 @@ MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "se
 PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
-          "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path")
+          "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path",
+          "n_trials_counts")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -74,6 +76,8 @@ class StudyConfig:
     heartbeat_interval: float = 5.0  # seconds between a driver's heartbeats for the trials it runs
     grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
     storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
+    # trainings: n_trials architectures trained or stopped (copies and infeasible ones are free); trials: every trial
+    n_trials_counts: str = "trainings"  # see nas.search.budget
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -94,7 +98,7 @@ class StudyConfig:
             "reference_presets": list(self.reference_presets),
             "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
-            "storage_path": self.storage_path,
+            "storage_path": self.storage_path, "n_trials_counts": self.n_trials_counts,
         }
 
     # -- derived -----------------------------------------------------------------------------------
@@ -233,6 +237,7 @@ class _Validator(Validator):
             retry_failed=self.flag("retry_failed", doc.get("retry_failed", False)),
             **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
             storage_path=self.storage_path(doc.get("storage_path")),
+            n_trials_counts=self.choice("n_trials_counts", doc.get("n_trials_counts") or "trainings", COUNTINGS),
         )
 
     # -- fields ------------------------------------------------------------------------------------

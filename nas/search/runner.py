@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from nas.errors import ConfigError
 from nas.search.folder import sqlite_path
+from nas.search.budget import config_counting, spent
 from nas.search.guard import fit_guarded, start_ray_checked
 from nas.search.objective import TrialContext, run_trial
 from nas.search.prescreen import make_prescreener
@@ -122,24 +123,32 @@ def study_summary(study: optuna.Study, objectives: list[str]) -> dict[str, Any]:
         best_acc = max(accs) if accs else None
     infeasible = sum(1 for t in trials if t.user_attrs.get("infeasible"))
     prescreened = sum(1 for t in trials if t.user_attrs.get("status") == "prescreened")
+    from nas.search.budget import outcome_counts
+
     return {"states": states, "infeasible": infeasible, "prescreened": prescreened, "best_val_acc": best_acc,
-            "front": front}
+            "front": front, "outcomes": outcome_counts(trials)}
 
 
 class _Progress:
     """One line per finished trial: its outcome and the study's running totals."""
 
-    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int, searcher: Any = None) -> None:
+    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int, searcher: Any = None,
+                 counting: str = "trainings") -> None:
+        from nas.search.clock import command_start
+
         self.study, self.objectives, self.n_trials, self.searcher = study, objectives, n_trials, searcher
-        self.start = time.time()
+        self.counting = counting
+        self.start = command_start()  # the clock runs from the command, start-up included
 
     def __call__(self, trial: optuna.trial.FrozenTrial) -> None:
+        from nas.search.budget import describe_outcomes
+
         s = study_summary(self.study, self.objectives)
-        states = s["states"]
-        done = finished_count(self.study)
+        done = spent(self.study, self.counting)
         running = 0
         if self.searcher is not None:
-            running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials))
+            running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials)
+                          - len(self.searcher._parked))
         attrs = trial.user_attrs
         what = attrs.get("status", trial.state.name.lower())
         if trial.values is not None:
@@ -151,8 +160,7 @@ class _Progress:
         best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
         print(
             f"[{done:>3}/{self.n_trials}] trial {trial.number:>3} {attrs.get('key', '')} {what} | "
-            f"done {states.get('COMPLETE', 0)} running {running} failed {states.get('FAIL', 0)} "
-            f"pruned {states.get('PRUNED', 0) - s['prescreened']}"
+            f"{describe_outcomes(s['outcomes'])} running {running}"
             + (f" screened out {s['prescreened']}" if s["prescreened"] else "")
             + f" | best val_acc {best} front {len(s['front'])} "
             f"| {time.time() - self.start:.0f}s",
@@ -195,6 +203,9 @@ def init_ray(address: str | None) -> bool:
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address in (None, "", "local"):
         kwargs.update(address="local", include_dashboard=False)
+        from nas.search.priority import worker_niceness_env
+
+        os.environ.update(worker_niceness_env())  # the raylet reads it when it starts, below
     else:
         kwargs["address"] = address
     try:
@@ -261,7 +272,8 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
 
     study = prepare_study(config, study_dir)
     objectives = list(config.objectives)
-    remaining = config.n_trials - finished_count(study)
+    counting = config_counting(config)
+    remaining = config.n_trials - spent(study, counting)
     if remaining > 0:
         from nas.data import load_dataset
 
@@ -290,7 +302,7 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
             for _ in range(20):  # a round ends when this driver sees the budget spent or taken by live trials
                 _run_round(config, study, study_dir, ctx, suggest_genome, claims, rank, quiet, prescreener)
                 waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                if finished_count(study) >= config.n_trials or not waiting:
+                if spent(study, counting) >= config.n_trials or not waiting:
                     break  # else trials of a dead driver were queued again: run them
 
         def stop_ray() -> None:
@@ -302,7 +314,7 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
         fit_guarded(  # Ctrl+C and a full disk end in one line; each round puts back its own unfinished trials
             rounds,
             [lambda: write_trials_csv(study, study_dir, objectives), stop_ray],
-            lambda: f"{finished_count(study)} of {config.n_trials} trials finished; resume with "
+            lambda: f"{spent(study, counting)} of {config.n_trials} trials finished; resume with "
                     f"`nas study resume {study_dir}`",
             database=str(sqlite_path(storage_url(study_dir, config.storage)) or "the study's storage"),
         )
@@ -329,8 +341,10 @@ def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialCont
         suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
         study_name=config.name, storage=study._storage, sampler=_sampler(config, study, rank),
         claims=claims, n_trials=config.n_trials, retry_failed=config.retry_failed, prescreen=prescreener,
+        counting=config_counting(config),
     )
-    progress = None if quiet else _Progress(searcher.study, objectives, config.n_trials, searcher)
+    progress = None if quiet else _Progress(searcher.study, objectives, config.n_trials, searcher,
+                                            config_counting(config))
     searcher._on_complete = _after_each_trial(progress, study, study_dir, objectives)  # trials.csv after every trial
     trainable = tune.with_resources(
         tune.with_parameters(trial_trainable, ctx=ctx),
