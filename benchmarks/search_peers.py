@@ -337,7 +337,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def _save(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` over what the file holds (runs another invocation saved meanwhile are kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        results.update({k: v for k, v in json.loads(path.read_text()).items() if k not in results})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1) + "\n")
     tmp.replace(path)  # atomic: an interrupted benchmark keeps what it measured
@@ -373,7 +376,12 @@ def main() -> None:
             if done and done["n_trials"] == args.n_trials and done["epochs_per_trial"] == args.epochs:
                 continue
             print(f"running {key}", flush=True)
-            results[key] = r = run_one(tool, seed, args)
+            try:
+                r = run_one(tool, seed, args)
+            except RuntimeError as exc:  # on a shared machine another user's `ray stop` can end a run: once more
+                print(f"  failed, running it again: {str(exc).splitlines()[0]}", flush=True)
+                r = run_one(tool, seed, args)
+            results[key] = r
             by_epoch, _ = curves(r)
             first = next((e["t"] for e in r["events"] if e["values"] is not None), math.nan)
             print(f"  {r['wall_s']:.0f} s, first result {first:.1f} s, final HV {by_epoch[-1][1]:.3f}, "

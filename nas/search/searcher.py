@@ -56,6 +56,7 @@ class StudySearcher(OptunaSearch):
         self._counting = counting  # what n_trials counts (nas.search.budget)
         self._parked: set[int] = set()  # Optuna ids of copies waiting here for a running original's outcome
         self._copies = 0  # copies told or parked without a Ray trial (nas.search.budget)
+        self.first_result: dict[str, float] | None = None  # the first full result's start-up marks (--profile)
         self._owned: set[int] = set()  # Optuna trial ids asked here and not yet told: this driver's heartbeats
         self._remote: dict[str, list[str]] = {}  # genome key -> trials waiting for another driver's training
         self._checkpoints: dict[str, str] = {}  # Ray trial id -> where Ray Tune persisted its checkpoint
@@ -253,6 +254,10 @@ class StudySearcher(OptunaSearch):
                 self._pending.setdefault(key, []).append(trial_id)
             return
         outcome = classify_result(result, error, self._objectives)
+        if self.first_result is None and (result or {}).get("status") == "complete":
+            import time
+
+            self.first_result = {**result.get("timeline", {}), "first full result reached the driver": time.time()}
         if trial_id in self._checkpoints and outcome.attrs.get("checkpoint"):  # where Ray Tune persisted it
             name = str(outcome.attrs["checkpoint"]).replace("\\", "/").rsplit("/", 1)[-1]
             outcome.attrs["checkpoint"] = self._checkpoints[trial_id].rstrip("/") + "/" + name
