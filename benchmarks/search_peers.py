@@ -356,6 +356,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "search_peers")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "search_peers.png")
     parser.add_argument("--table-only", action="store_true", help="run nothing: print the cached table")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[], metavar="JSON",
+                        help="add the runs of other result files (e.g. one tool run as a separate invocation)")
     parser.add_argument("--synetune-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.synetune_child:
@@ -387,6 +389,10 @@ def main() -> None:
             print(f"  {r['wall_s']:.0f} s, first result {first:.1f} s, final HV {by_epoch[-1][1]:.3f}, "
                   f"{by_epoch[-1][0]:.0f} epochs, load {statistics.fmean(r['load']):.1f}", flush=True)
             _save(results, args.results)  # after every run
+    for extra in args.merge:
+        results.update({k: v for k, v in json.loads(extra.read_text()).items() if k not in results})
+    if args.merge:
+        _save(results, args.results)
     rows = summarise(results)
     print_table(rows)
     if results:

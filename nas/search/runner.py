@@ -30,7 +30,7 @@ __all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary", "i
 
 # Fields that may change when a study is resumed; any other difference means a different study.
 RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address", "retry_failed", "heartbeat_interval",
-                    "grace_period", "storage_path")
+                    "grace_period", "storage_path", "n_trials_counts")
 
 
 def _save_or_check_config(config: Any, study_dir: Path) -> None:
