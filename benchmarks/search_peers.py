@@ -238,9 +238,7 @@ def curves(run: dict[str, Any]) -> tuple[list[tuple[float, float]], list[tuple[f
 
 
 def at(curve: list[tuple[float, float]], x: float) -> float:
-    """The step function's value at ``x``; nan past the run's end (the run never got there)."""
-    if x > curve[-1][0]:
-        return math.nan
+    """The step function's value at ``x`` (a run that ended before ``x`` keeps its final front)."""
     return max((hv for when, hv in curve if when <= x), default=0.0)
 
 
@@ -347,6 +345,7 @@ def _save(results: dict[str, Any], path: Path) -> None:
 
 
 def main() -> None:
+    global TIME_MARKS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(9)))
     parser.add_argument("--only", nargs="+", choices=TOOLS, help="tools to run (default: all)")
@@ -356,6 +355,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "search_peers")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "search_peers.png")
     parser.add_argument("--table-only", action="store_true", help="run nothing: print the cached table")
+    parser.add_argument("--time-marks", type=float, nargs="+", default=list(TIME_MARKS), metavar="S",
+                        help="wall times (s) at which the table reads HV (default: 30 60 90 120, a quiet machine)")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], metavar="JSON",
                         help="add the runs of other result files (e.g. one tool run as a separate invocation)")
     parser.add_argument("--synetune-child", action="store_true", help=argparse.SUPPRESS)
@@ -389,6 +390,7 @@ def main() -> None:
             print(f"  {r['wall_s']:.0f} s, first result {first:.1f} s, final HV {by_epoch[-1][1]:.3f}, "
                   f"{by_epoch[-1][0]:.0f} epochs, load {statistics.fmean(r['load']):.1f}", flush=True)
             _save(results, args.results)  # after every run
+    TIME_MARKS = tuple(int(m) if float(m).is_integer() else m for m in args.time_marks)
     for extra in args.merge:
         results.update({k: v for k, v in json.loads(extra.read_text()).items() if k not in results})
     if args.merge:

@@ -75,3 +75,14 @@ def test_a_space_of_one_architecture_stops_at_the_sample_cap(tmp_path: Path, ray
     summary = run_study(config, out, quiet=True, dry_run=True)
     assert summary["outcomes"]["trained"] == 1
     assert summary["outcomes"]["reused"] == sample_cap(2) - 1 == len(trials(out, config)) - 1
+
+
+def test_the_counting_is_a_checked_config_field(tmp_path: Path) -> None:
+    from nas.errors import ConfigError
+    from nas.search.config import StudyConfig
+
+    config, _ = make_config(tmp_path)
+    assert config.n_trials_counts == "trainings"  # the default a user expects
+    assert StudyConfig.from_dict(config.to_dict(), base_dir=tmp_path) == config
+    with pytest.raises(ConfigError, match="n_trials_counts must be one of trainings, trials; got 'copies'"):
+        make_config(tmp_path, n_trials_counts="copies")

@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resume = study_sub.add_parser("resume", help="continue a study after a crash or kill, up to n_trials")
     resume.add_argument("dir", help="study directory")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="change n_trials, max_concurrent, resources, ray_address, retry_failed, heartbeat_interval, grace_period or storage_path")
+                        help="change n_trials, max_concurrent, resources, ray_address, retry_failed, heartbeat_interval, grace_period, storage_path or n_trials_counts")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(func=_resume)
 
