@@ -66,7 +66,8 @@ def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path,
         folder = tmp_path / f"retry_{retry}"
         folder.mkdir()
         config, path = make_config(folder, space=space, n_trials=3, max_concurrent=1, retry_failed=retry,
-                                   budget={**TINY_BUDGET, "device": "cuda"}, ray_address=ray_cluster.address)
+                                   budget={**TINY_BUDGET, "device": "cuda"}, ray_address=ray_cluster.address,
+                                   n_trials_counts="trials")  # copies count here: three trials in all
         runs[retry] = (config, folder / "run", _driver(path, folder / "run", dry_run=False))
     for retry, (config, out, proc) in runs.items():
         assert proc.wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]

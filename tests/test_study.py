@@ -104,7 +104,7 @@ def test_failing_trials_are_recorded_fail_and_the_study_goes_on(tmp_path: Path, 
 
 def test_one_architecture_is_trained_once(tmp_path: Path, ray_session: None) -> None:
     space = {**TINY_SPACE, "stage": {"mixer": "shift", "depth": 1, "dim": 16, "mlp_ratio": 2}}
-    config, _ = make_config(tmp_path, space=space, n_trials=4, max_concurrent=2)
+    config, _ = make_config(tmp_path, space=space, n_trials=4, max_concurrent=2, n_trials_counts="trials")
     out = tmp_path / "run"
     run_study(config, out, quiet=True)
     got = trials(out, config)

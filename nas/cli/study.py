@@ -31,13 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print the final status as JSON")
     run.add_argument("--dry-run", action="store_true",
                      help="every step but the training (zero metrics): checks sampling, Ray and the storage")
+    run.add_argument("--profile", action="store_true",
+                     help="print where the start-up time went, from the command to the first result (stderr)")
     run.set_defaults(func=_run)
 
     resume = study_sub.add_parser("resume", help="continue a study after a crash or kill, up to n_trials")
     resume.add_argument("dir", help="study directory")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change n_trials, max_concurrent, resources, ray_address, retry_failed, heartbeat_interval, grace_period, "
-                        "storage_path or logging")
+                        "storage_path, logging or n_trials_counts")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(func=_resume)
 
@@ -113,6 +115,11 @@ def _run(args: argparse.Namespace) -> int:
         check_output_dir(args.out, "--out")
     config = _study_config(Path(args.config), args.overrides)
     study_dir = Path(args.out) if args.out else Path("runs") / config.name
+    if args.profile:
+        from nas.search.clock import PROFILE
+
+        PROFILE.enabled = True
+        PROFILE.mark("config read and checked")
     run_study(config, study_dir, quiet=args.json, dry_run=args.dry_run)
     return _finish(config, study_dir, args.json, ran=True)
 
@@ -220,7 +227,8 @@ def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
                        "params": rec.get("params"), "flops": rec.get("flops"), "genome": rec["genome"]})
     return {
         "name": config.name, "dir": str(study_dir), "n_trials": config.n_trials, "objectives": config.objectives,
-        "states": summary["states"], "infeasible": summary["infeasible"],
+        "states": summary["states"], "outcomes": summary["outcomes"], "n_trials_counts": config.n_trials_counts,
+        "infeasible": summary["infeasible"],
         "prescreened": summary.get("prescreened", 0), "best_val_acc": summary["best_val_acc"],
         "trials": trials, "pareto": pareto,
         "hypervolume": None if hv is None else hv.value, "hv_reference": None if hv is None else hv.reference,
@@ -229,9 +237,12 @@ def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
 
 def _print_status(config: Any, study_dir: Path) -> None:
     status = status_object(config, study_dir)
-    states = ", ".join(f"{k} {v}" for k, v in sorted(status["states"].items())) or "no trials yet"
-    print(f"study {status['name']!r} in {study_dir}: {states} (of n_trials {status['n_trials']}; "
-          f"{status['infeasible']} over a constraint, never trained"
+    from nas.search.budget import budget_note, describe_outcomes
+
+    outcomes = status["outcomes"]
+    states = describe_outcomes(outcomes) if any(outcomes.values()) else "no trials yet"
+    print(f"study {status['name']!r} in {study_dir}: {states} (of n_trials {status['n_trials']}: "
+          f"{budget_note(status['n_trials_counts'])}; infeasible: over a constraint, never trained"
           + (f"; {status['prescreened']} screened out by the proxy, never trained, not counted"
              if status["prescreened"] else "") + ")")
     rows = []

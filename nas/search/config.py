@@ -24,6 +24,7 @@ from nas.fields import SEED_MAX, show
 from nas.genome.io import load_yaml, read_document
 from nas.proxy.registry import PROXIES
 from nas.search.tracking import Tracking, parse_tracking
+from nas.search.budget import COUNTINGS
 
 __all__ = ["StudyConfig", "load_study_config", "apply_overrides", "OBJECTIVES", "SAMPLERS"]
 
@@ -46,7 +47,7 @@ PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
           "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path",
-          "logging")
+          "logging", "n_trials_counts")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -78,6 +79,8 @@ class StudyConfig:
     storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
     plugins: tuple[str, ...] = ()  # modules that declare mixers (imported before the space is read)
     logging: Tracking = field(default_factory=Tracking)  # TensorBoard / MLflow views of the trials (nas.search.tracking)
+    # trainings: n_trials architectures trained or stopped (copies and infeasible ones are free); trials: every trial
+    n_trials_counts: str = "trainings"  # see nas.search.budget
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -98,7 +101,7 @@ class StudyConfig:
             "reference_presets": list(self.reference_presets),
             "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
-            "storage_path": self.storage_path, "logging": self.logging.to_doc(),
+            "storage_path": self.storage_path, "logging": self.logging.to_doc(), "n_trials_counts": self.n_trials_counts,
             **({"plugins": list(self.plugins)} if self.plugins else {}),
         }
 
@@ -262,6 +265,7 @@ class _Validator(Validator):
             **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
             storage_path=self.storage_path(doc.get("storage_path")), plugins=plugins,
             logging=parse_tracking(doc.get("logging"), self.error),
+            n_trials_counts=self.choice("n_trials_counts", doc.get("n_trials_counts") or "trainings", COUNTINGS),
         )
 
     # -- fields ------------------------------------------------------------------------------------

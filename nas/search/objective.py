@@ -132,6 +132,9 @@ def _versions(config: Mapping[str, Any]) -> dict[str, str]:
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
+    from nas.search.clock import command_start
+
+    timeline = {"worker process started": command_start(), "trial began in the worker": time.time()}
     report = _stamped(report)
     base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": _versions(config),
                             **_node()}
@@ -190,10 +193,14 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
                 checkpoint = str(Path(ctx.study_dir) / "checkpoints" / f"{genome.key}.pt")
             Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
             train_config = train_config.replace(save_path=checkpoint)
+        timeline["imports and cost done in the worker"] = time.time()
         data = dataset_for(ctx.data, ctx.seed)
+        timeline["dataset ready in the worker"] = time.time()
         history: list[dict[str, Any]] = []
 
         def on_epoch(metrics: dict[str, Any]) -> None:
+            if not history:
+                timeline["first epoch done"] = time.time()
             history.append(dict(metrics))
             report({**base, **metrics, "status": "running", "final": False})
 
@@ -224,6 +231,7 @@ def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> d
         **base, **{k: v for k, v in metrics.items() if k != "history"}, **collapse,
         "epoch": history[-1]["epoch"] if history else 0, "history": metrics.get("history", history),
         "checkpoint": checkpoint, "status": "complete", "final": True, "duration_s": time.perf_counter() - start,
+        "timeline": timeline,  # start-up marks of this trial (nas study run --profile); not stored
     }
     report(final)
     return final

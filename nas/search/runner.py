@@ -18,8 +18,10 @@ from optuna.trial import TrialState
 
 from nas.errors import ConfigError
 from nas.search.folder import sqlite_path
+from nas.search.budget import config_counting, spent
 from nas.search.guard import fit_guarded, start_ray_checked
-from nas.search.objective import TrialContext, run_trial
+from nas.search.objective import TrialContext
+from nas.search.trainable import trial_trainable
 from nas.search.prescreen import make_prescreener
 from nas.search.records import trials_frame
 from nas.search.storage import STUDY_FILE, finished_count, open_storage, requeue_interrupted, storage_url
@@ -28,23 +30,7 @@ __all__ = ["run_study", "prepare_study", "write_trials_csv", "study_summary", "i
 
 # Fields that may change when a study is resumed; any other difference means a different study.
 RESUMABLE_FIELDS = ("n_trials", "max_concurrent", "resources", "ray_address", "retry_failed", "heartbeat_interval",
-                    "grace_period", "storage_path", "logging")
-
-
-def trial_trainable(config: dict[str, Any], ctx: TrialContext) -> None:
-    from ray import tune
-
-    def report(metrics: dict[str, Any]) -> None:
-        local = metrics.get("checkpoint") if ctx.tune_checkpoints and metrics.get("final") else None
-        if local and Path(local).is_file():  # Ray Tune persists the folder to the run's storage_path
-            import shutil
-
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(local).parent)))
-            shutil.rmtree(Path(local).parent, ignore_errors=True)  # persisted: the node's copy is not needed
-        else:
-            tune.report(metrics)
-
-    run_trial(config, ctx, report=report)
+                    "grace_period", "storage_path", "logging", "n_trials_counts")
 
 
 def _save_or_check_config(config: Any, study_dir: Path) -> None:
@@ -129,24 +115,32 @@ def study_summary(study: optuna.Study, objectives: list[str]) -> dict[str, Any]:
         best_acc = max(accs) if accs else None
     infeasible = sum(1 for t in trials if t.user_attrs.get("infeasible"))
     prescreened = sum(1 for t in trials if t.user_attrs.get("status") == "prescreened")
+    from nas.search.budget import outcome_counts
+
     return {"states": states, "infeasible": infeasible, "prescreened": prescreened, "best_val_acc": best_acc,
-            "front": front}
+            "front": front, "outcomes": outcome_counts(trials)}
 
 
 class _Progress:
     """One line per finished trial: its outcome and the study's running totals."""
 
-    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int, searcher: Any = None) -> None:
+    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int, searcher: Any = None,
+                 counting: str = "trainings") -> None:
+        from nas.search.clock import command_start
+
         self.study, self.objectives, self.n_trials, self.searcher = study, objectives, n_trials, searcher
-        self.start = time.time()
+        self.counting = counting
+        self.start = command_start()  # the clock runs from the command, start-up included
 
     def __call__(self, trial: optuna.trial.FrozenTrial) -> None:
+        from nas.search.budget import describe_outcomes
+
         s = study_summary(self.study, self.objectives)
-        states = s["states"]
-        done = finished_count(self.study)
+        done = spent(self.study, self.counting)
         running = 0
         if self.searcher is not None:
-            running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials))
+            running = max(0, len(self.searcher._ot_trials) - len(self.searcher._completed_trials)
+                          - len(self.searcher._parked))
         attrs = trial.user_attrs
         what = attrs.get("status", trial.state.name.lower())
         if trial.values is not None:
@@ -158,8 +152,7 @@ class _Progress:
         best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
         print(
             f"[{done:>3}/{self.n_trials}] trial {trial.number:>3} {attrs.get('key', '')} {what} | "
-            f"done {states.get('COMPLETE', 0)} running {running} failed {states.get('FAIL', 0)} "
-            f"pruned {states.get('PRUNED', 0) - s['prescreened']}"
+            f"{describe_outcomes(s['outcomes'])} running {running}"
             + (f" screened out {s['prescreened']}" if s["prescreened"] else "")
             + f" | best val_acc {best} front {len(s['front'])} "
             f"| {time.time() - self.start:.0f}s",
@@ -205,6 +198,9 @@ def init_ray(address: str | None) -> bool:
         kwargs["runtime_env"] = env
     if address in (None, "", "local"):
         kwargs.update(address="local", include_dashboard=False)
+        from nas.search.priority import worker_niceness_env
+
+        os.environ.update(worker_niceness_env())  # the raylet reads it when it starts, below
     else:
         kwargs["address"] = address
     try:
@@ -288,40 +284,35 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
 
 
 def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> dict[str, Any]:
-    from nas.search.claims import KeyClaims, engine_of
+    from nas.search.clock import PROFILE
+    from nas.search.startup import BackgroundRay
 
     study = prepare_study(config, study_dir)
+    PROFILE.mark("study storage open")
     objectives = list(config.objectives)
-    remaining = config.n_trials - finished_count(study)
+    counting = config_counting(config)
+    remaining = config.n_trials - spent(study, counting)
     if remaining > 0:
-        from nas.data import load_dataset
+        # Ray starts on a thread meanwhile: nothing below needs it until the first trial is scheduled.
+        import ray  # noqa: F401 - imported here, on the main thread; the thread only calls ray.init
 
-        data = load_dataset(config.data, seed=config.seed)  # fail early on a bad data spec
-        space = config.load_space()
-        fixed = {"in_channels": data.channels, "num_classes": data.num_classes}
-
-        def suggest_genome(trial: Any) -> dict[str, Any]:
-            from nas.genome import parse_genome
-
-            return parse_genome(space.suggest(trial), **fixed).to_dict()
-
-        ctx = TrialContext(
-            study_dir=str(study_dir), data=config.data, budget=dict(config.budget), objectives=tuple(objectives),
-            constraints=dict(config.constraints), seed=config.seed, keep_checkpoints=config.keep_checkpoints,
-            dry_run=dry_run, tune_checkpoints=True,
-        )
-        prescreener = make_prescreener(config, ctx, data)
-        claims = KeyClaims(engine_of(study._storage), config.name)
-        rank = claims.register_driver()
+        ray_start = BackgroundRay(start_ray_checked, init_ray, config.ray_address, config.resources).start()
+        try:
+            data, space, prescreener, ctx, claims, rank = _prepare_run(config, study, study_dir, objectives, dry_run)
+        except BaseException:
+            ray_start.abandon()
+            raise
         if not quiet:
             print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
-        started_ray = start_ray_checked(init_ray, config.ray_address, config.resources)
+        started_ray = ray_start.join()
+        PROFILE.mark("driver ready, Ray up: the first trials are scheduled")
 
         def rounds() -> None:
             for _ in range(20):  # a round ends when this driver sees the budget spent or taken by live trials
-                _run_round(config, study, study_dir, ctx, suggest_genome, claims, rank, quiet, prescreener)
+                _run_round(config, study, study_dir, ctx, _genome_suggester(space, data), claims, rank, quiet,
+                           prescreener)
                 waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                if finished_count(study) >= config.n_trials or not waiting:
+                if spent(study, counting) >= config.n_trials or not waiting:
                     break  # else trials of a dead driver were queued again: run them
 
         def stop_ray() -> None:
@@ -329,11 +320,12 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
                 import ray
 
                 ray.shutdown()
+            ray_start.release()
 
         fit_guarded(  # Ctrl+C and a full disk end in one line; each round puts back its own unfinished trials
             rounds,
             [lambda: write_trials_csv(study, study_dir, objectives), stop_ray],
-            lambda: f"{finished_count(study)} of {config.n_trials} trials finished; resume with "
+            lambda: f"{spent(study, counting)} of {config.n_trials} trials finished; resume with "
                     f"`nas study resume {study_dir}`",
             database=str(sqlite_path(storage_url(study_dir, config.storage)) or "the study's storage"),
         )
@@ -344,6 +336,42 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
 
     record_references(config, study, study_dir, quiet=quiet)  # reference presets, hypervolume reference point
     return study_summary(study, objectives)
+
+
+def _genome_suggester(space: Any, data: Any) -> Any:
+    fixed = {"in_channels": data.channels, "num_classes": data.num_classes}
+
+    def suggest_genome(trial: Any) -> dict[str, Any]:
+        from nas.genome import parse_genome
+
+        return parse_genome(space.suggest(trial), **fixed).to_dict()
+
+    return suggest_genome
+
+
+def _prepare_run(config: Any, study: optuna.Study, study_dir: Path, objectives: list[str], dry_run: bool) -> tuple:
+    """What the driver needs before its first trial: data, space, trial context, pre-screener, claims;
+    and Ray Tune's modules imported (while Ray starts on its thread)."""
+    from nas.data import load_dataset
+    from nas.search.claims import KeyClaims, engine_of
+    from nas.search.clock import PROFILE
+
+    data = load_dataset(config.data, seed=config.seed)  # fail early on a bad data spec
+    PROFILE.mark("dataset read in the driver")
+    space = config.load_space()
+    ctx = TrialContext(
+        study_dir=str(study_dir), data=config.data, budget=dict(config.budget), objectives=tuple(objectives),
+        constraints=dict(config.constraints), seed=config.seed, keep_checkpoints=config.keep_checkpoints,
+        dry_run=dry_run, tune_checkpoints=True,
+    )
+    prescreener = make_prescreener(config, ctx, data)
+    claims = KeyClaims(engine_of(study._storage), config.name)
+    rank = claims.register_driver()
+    import ray.tune  # noqa: F401 - the seconds its import takes overlap Ray's start-up
+
+    import nas.search.searcher  # noqa: F401
+    PROFILE.mark("driver imports done (Ray Tune, searcher)")
+    return data, space, prescreener, ctx, claims, rank
 
 
 def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialContext, suggest_genome: Any,
@@ -360,8 +388,10 @@ def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialCont
         suggest_genome=suggest_genome, objectives=objectives, directions=config.directions(),
         study_name=config.name, storage=study._storage, sampler=_sampler(config, study, rank),
         claims=claims, n_trials=config.n_trials, retry_failed=config.retry_failed, prescreen=prescreener,
+        counting=config_counting(config),
     )
-    progress = None if quiet else _Progress(searcher.study, objectives, config.n_trials, searcher)
+    progress = None if quiet else _Progress(searcher.study, objectives, config.n_trials, searcher,
+                                            config_counting(config))
     searcher._on_complete = _after_each_trial(progress, study, study_dir, objectives)  # trials.csv after every trial
     trainable = tune.with_resources(
         tune.with_parameters(trial_trainable, ctx=ctx),
@@ -384,7 +414,13 @@ def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialCont
     with Heartbeat(study, searcher.owned, config.heartbeat_interval), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage")  # our thread beats (nas.search.heartbeat)
         try:
+            from nas.search.clock import PROFILE
+
+            PROFILE.mark("Ray Tune starts (Tuner.fit)")
             tuner.fit()
+
+            PROFILE.report(searcher.first_result)  # nas study run --profile: once, after the first round
+            PROFILE.enabled = False
             while searcher.waiting_on_others:  # trials whose key another driver is training
                 searcher.poll_others(force=True)
                 time.sleep(0.5)

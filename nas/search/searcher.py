@@ -40,6 +40,7 @@ class StudySearcher(OptunaSearch):
         claims: Any = None,
         n_trials: int | None = None,
         retry_failed: bool = False,
+        counting: str = "trainings",
     ) -> None:
         self._suggest_genome = suggest_genome
         self._prescreen = prescreen  # a nas.search.prescreen.Prescreener: picks each slot's trial among several
@@ -52,6 +53,10 @@ class StudySearcher(OptunaSearch):
         self._finished: dict[str, optuna.trial.FrozenTrial] = {}  # genome key -> trial that trained it here
         self._claims = claims  # nas.search.claims.KeyClaims: study-wide key claims (None: this driver only)
         self._n_trials, self._retry_failed = n_trials, retry_failed
+        self._counting = counting  # what n_trials counts (nas.search.budget)
+        self._parked: set[int] = set()  # Optuna ids of copies waiting here for a running original's outcome
+        self._copies = 0  # copies told or parked without a Ray trial (nas.search.budget)
+        self.first_result: dict[str, float] | None = None  # the first full result's start-up marks (--profile)
         self._owned: set[int] = set()  # Optuna trial ids asked here and not yet told: this driver's heartbeats
         self._remote: dict[str, list[str]] = {}  # genome key -> trials waiting for another driver's training
         self._checkpoints: dict[str, str] = {}  # Ray trial id -> where Ray Tune persisted its checkpoint
@@ -134,26 +139,67 @@ class StudySearcher(OptunaSearch):
             if verdict is None:
                 with warnings.catch_warnings():  # the driver's own thread beats (nas.search.heartbeat)
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                    if self._prescreen is not None and trial_id not in self._ot_trials:
-                        # The screened trial's parameters are set; the define-by-run pass below replays them.
-                        self._ot_trials[trial_id] = self._prescreen.pick(self._ot_study, self._suggest_genome)
-                    return super().suggest(trial_id)
+                    return self._sample(trial_id)
         if verdict == self.FINISHED:
             return self.FINISHED
-        time.sleep(0.5)  # the budget is taken by other drivers' live trials: ask again shortly
+        time.sleep(0.2)  # the budget is held by live trials (another driver's, or one that may not count)
         return None
 
+    def _sample(self, trial_id: str) -> dict | None:
+        """A config for Ray trial ``trial_id``. A sample that repeats an architecture the study has is
+        settled here without a Ray trial (its earlier outcome is copied now, or when the running
+        original finishes) and the slot samples again, so copies never hold a worker or the budget."""
+        while True:
+            if self._prescreen is not None and trial_id not in self._ot_trials:
+                # The screened trial's parameters are set; the define-by-run pass below replays them.
+                self._ot_trials[trial_id] = self._prescreen.pick(self._ot_study, self._suggest_genome)
+            config = super().suggest(trial_id)
+            if not config or self._n_trials is None or self._capped():
+                return config  # sampling is capped: a copy goes to Ray and is recorded there
+            if config.get("reuse"):
+                copy_id = self._detach(trial_id)
+                self._tell(copy_id, _reuse_outcome(config, self._objectives))
+            elif config.get("duplicate_of_running") and not config.get("remote") and config.get("outcome_of") is None:
+                copy_id = self._detach(trial_id)  # told with the original (on_trial_complete)
+                self._parked.add(self._ot_trials[copy_id]._trial_id)
+                self._pending.setdefault(config["key"], []).append(copy_id)
+            else:
+                return config
+            verdict = self._budget_verdict()  # under ``trials`` counting the copy used up a trial
+            if verdict is not None:
+                return self.FINISHED if verdict == self.FINISHED else None
+
+    def _capped(self) -> bool:
+        from nas.search.budget import sample_cap, sampled
+
+        return sampled(self._ot_study) > sample_cap(self._n_trials, self._counting)
+
+    def _detach(self, trial_id: str) -> str:
+        """Move the Optuna trial asked for Ray trial ``trial_id`` under an id of its own (the Ray id then
+        samples again); returns that id."""
+        self._copies += 1
+        copy_id = f"{trial_id}-copy{self._copies}"
+        self._ot_trials[copy_id] = self._ot_trials.pop(trial_id)
+        return copy_id
+
     def _budget_verdict(self) -> str | bool | None:
-        """None: sample; FINISHED: the budget is spent; False: wait (other drivers' trials still run,
-        and may die and be queued again)."""
-        from nas.search.storage import finished_count
+        """None: sample; FINISHED: the budget is spent; False: wait (trials still run that may not
+        count, such as an infeasible one or another driver's that may die and be queued again)."""
+        from nas.search.budget import sample_cap, sampled, spent
 
         trials = self._ot_study.get_trials(deepcopy=False)
         waiting = sum(t.state == TrialState.WAITING for t in trials)
-        running = {t._trial_id for t in trials if t.state == TrialState.RUNNING}
-        if waiting or finished_count(self._ot_study) + len(running) < self._n_trials:
+        running = {t._trial_id for t in trials if t.state == TrialState.RUNNING} - self._parked
+        if waiting:
             return None
-        return False if running - self._owned else self.FINISHED
+        if sampled(self._ot_study) >= sample_cap(self._n_trials, self._counting):
+            return False if running - self._owned else self.FINISHED
+        done = spent(self._ot_study, self._counting)
+        if done + len(running) < self._n_trials:
+            return None
+        if done >= self._n_trials or self._counting == "trials":
+            return False if running - self._owned else self.FINISHED
+        return False  # running trials may end without counting (infeasible, a copy): then sample again
 
     def poll_others(self, force: bool = False) -> None:
         """Tell the trials that wait for another driver's training once it is done; if that driver
@@ -208,6 +254,10 @@ class StudySearcher(OptunaSearch):
                 self._pending.setdefault(key, []).append(trial_id)
             return
         outcome = classify_result(result, error, self._objectives)
+        if self.first_result is None and (result or {}).get("status") == "complete":
+            import time
+
+            self.first_result = {**result.get("timeline", {}), "first full result reached the driver": time.time()}
         if trial_id in self._checkpoints and outcome.attrs.get("checkpoint"):  # where Ray Tune persisted it
             name = str(outcome.attrs["checkpoint"]).replace("\\", "/").rsplit("/", 1)[-1]
             outcome.attrs["checkpoint"] = self._checkpoints[trial_id].rstrip("/") + "/" + name
@@ -228,6 +278,7 @@ class StudySearcher(OptunaSearch):
         self._ot_study.tell(ot_trial, outcome.values, state=outcome.state)
         self._completed_trials.add(trial_id)
         self._owned.discard(ot_trial._trial_id)
+        self._parked.discard(ot_trial._trial_id)
         frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
         if outcome.state == TrialState.COMPLETE:
             self._remember(frozen)
@@ -242,6 +293,15 @@ def _reusable(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
             "params", "flops", "flops_unit", "latency_ms", "history", "device", "checkpoint", "node_id",
             *PROXY_KEYS)
     return {k: trial.user_attrs[k] for k in keep if k in trial.user_attrs} | {"number": trial.number}
+
+
+def _reuse_outcome(config: dict[str, Any], objectives: list[str]) -> Any:
+    """The outcome of a sample whose architecture the study trained before: the earlier result, as
+    :func:`nas.search.objective.run_trial` would report it for a ``reuse`` config."""
+    reuse = dict(config["reuse"])
+    result = {**reuse, "key": config["key"], "status": "reused", "reused_from": reuse.get("number"), "final": True,
+              "duration_s": 0.0}
+    return classify_result(result, False, objectives)
 
 
 def _copy_outcome(original: optuna.trial.FrozenTrial) -> Any:

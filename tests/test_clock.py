@@ -1,0 +1,55 @@
+"""The study's clock counts from the command's start; Ray's start-up runs on a thread that stays."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nas.search.clock import StartupProfile, command_start, since_start
+from nas.search.startup import BackgroundRay
+
+
+def test_the_clock_starts_with_the_process_not_with_its_imports() -> None:
+    code = ("import time; time.sleep(1.0); t = time.time(); from nas.search.clock import command_start; "
+            "print(t - command_start())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 1.0 <= float(out.stdout) < 60  # the second slept before the import is on the clock
+    assert command_start() <= time.time() and since_start() >= 0
+
+
+def test_profile_lines_are_in_time_order_with_the_trials_marks() -> None:
+    profile = StartupProfile()
+    profile.mark("driver step")
+    out = io.StringIO()
+    profile.report({"ignored": "text"}, out=out)
+    assert out.getvalue() == ""  # off unless --profile
+    profile.enabled = True
+    profile.report({"worker step": command_start() + 1e6}, out=out)
+    lines = out.getvalue().splitlines()
+    assert [ln.split("  ")[-1] for ln in lines] == ["driver step", "worker step"]
+    assert all(ln.startswith("profile") for ln in lines)
+
+
+def test_background_start_returns_its_result_and_keeps_its_thread_until_released() -> None:
+    calls = []
+    start = BackgroundRay(lambda init, address, resources: calls.append((address, dict(resources))) or True,
+                          lambda address: True, "local", {"cpu": 1}).start()
+    assert start.join() is True and calls == [("local", {"cpu": 1})]
+    assert start._thread.is_alive()  # Ray's processes die with the thread that started them
+    start.release()
+    start._thread.join(timeout=5)
+    assert not start._thread.is_alive()
+
+
+def test_background_start_raises_its_error_in_the_caller() -> None:
+    def refuse(init, address, resources):  # noqa: ANN001, ANN202
+        raise ValueError("resources.cpu 9: the Ray cluster has 2 CPU(s)")
+
+    start = BackgroundRay(refuse, lambda address: True, None, {}).start()
+    with pytest.raises(ValueError, match="resources.cpu 9"):
+        start.join()
+    start._thread.join(timeout=5)
+    assert not start._thread.is_alive()
