@@ -1,0 +1,85 @@
+"""One-shot (weight-sharing) studies against the quickstart: throughput, ranking, confirmed hypervolume.
+
+Three measurements, each cached in a JSON file (``--results``) so that a later invocation runs only
+what is missing, then printed as tables:
+
+1. Throughput: architectures scored per hour by the one-shot study (supernet training included, for a
+   search of ``--archs`` architectures, default 2,000) against architectures trained per hour by the
+   quickstart (``studies/quickstart.yaml``: TPE + MO-ASHA, 24 trials of 3 epochs), on this machine.
+2. Ranking: ``--rank-archs`` architectures (default 24) drawn to span all four mixers and the
+   width/depth range, each trained stand-alone over seeds 0-2 with the quickstart's budget, against
+   their supernet scores: Kendall tau and Spearman rho with 95% bootstrap intervals, overall and per
+   mixer (of the first stage).
+3. Final hypervolume of the *confirmed* front (box val_acc 0..1 x FLOPs 0..5e6) of the one-shot study
+   against the quickstart's front, seeds 0-2, with the wall time each took.
+
+    python benchmarks/one_shot.py                      # everything missing, then the tables
+    python benchmarks/one_shot.py --only quickstart    # one part: quickstart | one_shot | ranking
+    python benchmarks/one_shot.py --table-only
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+RESULTS = ROOT / "benchmarks" / "results" / "one_shot.json"
+WORKDIR = Path("/tmp/nas-one-shot-bench")
+SEEDS = (0, 1, 2)
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _save(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(path)  # atomic: an interrupted benchmark keeps what it measured
+
+
+def run_quickstart(seed: int, workdir: Path) -> dict[str, Any]:
+    """One quickstart run (TPE + MO-ASHA) through the search-efficiency benchmark's runner."""
+    import search_efficiency as se
+
+    r = se.run_one("quickstart", [], seed, workdir / "quickstart")
+    r["trained_any"] = r["trained"] + r["pruned"]  # every architecture that got any training
+    r["final_hv"] = r["curve"][-1][1]
+    r["machine"] = _machine()
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", default=["quickstart", "one_shot", "ranking"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args(argv)
+    results = _load(args.results)
+    if not args.table_only and "quickstart" in args.only:
+        for seed in args.seeds:
+            key = f"quickstart/{seed}"
+            if key not in results:
+                results[key] = run_quickstart(seed, args.workdir)
+                _save(results, args.results)
+                print(f"{key}: {results[key]['wall_s']:.0f}s, HV {results[key]['final_hv']:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
