@@ -62,12 +62,75 @@ def run_quickstart(seed: int, workdir: Path) -> dict[str, Any]:
     return r
 
 
+# -- ranking: architectures trained stand-alone ------------------------------------------------------
+def ranking_architectures(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` genomes of the quickstart's space spanning the four first-stage mixers and the width/depth
+    range: per mixer, the feasible draws (FLOPs within the quickstart's limit) sorted by FLOPs, taken at
+    evenly spaced ranks (so each mixer contributes its smallest to its largest networks)."""
+    import random
+
+    from nas.cost import count_cost
+    from nas.search.config import load_study_config
+    from nas.supernet.sampling import draw
+
+    config = load_study_config(ROOT / "studies" / "quickstart.yaml")
+    space = config.load_space()
+    limit = config.constraints.get("flops", float("inf"))
+    fixed = {"in_channels": 1, "num_classes": 10}
+    rng = random.Random(seed)
+    mixers = ("attention", "reattention", "shift", "conv")
+    per = -(-n // len(mixers))
+    pools: dict[str, dict[str, tuple[int, Any]]] = {m: {} for m in mixers}
+    while any(len(p) < 4 * per for p in pools.values()):
+        g = draw(space, rng, fixed)
+        pool = pools[g.stages[0].mixer]
+        if len(pool) >= 4 * per or g.key in pool:
+            continue
+        flops = int(count_cost(g).flops)
+        if flops <= limit:
+            pool[g.key] = (flops, g)
+    out = []
+    for m in mixers:
+        ranked = sorted(pools[m].values(), key=lambda fg: fg[0])
+        picks = [ranked[round(i * (len(ranked) - 1) / max(per - 1, 1))] for i in range(per)]
+        out += [{"mixer": m, "flops": f, "genome": g.to_dict(), "key": g.key} for f, g in picks]
+    return out[:n] if len(out) > n else out
+
+
+def train_standalone(genome: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One stand-alone training at the quickstart's budget (what a quickstart trial trains)."""
+    from nas.search.config import load_study_config
+    from nas.train import TrainConfig, train
+
+    config = load_study_config(ROOT / "studies" / "quickstart.yaml")
+    start = time.time()
+    result = train(genome, config.data, TrainConfig.from_dict(dict(config.budget)), seed=seed)
+    return {"val_acc": result.val_acc, "val_loss": result.val_loss, "wall_s": time.time() - start,
+            "machine": _machine()}
+
+
+def run_standalone(results: dict[str, Any], path: Path, n: int) -> None:
+    archs = results.get("ranking/architectures")
+    if archs is None or len(archs) != n:
+        archs = results["ranking/architectures"] = ranking_architectures(n)
+        _save(results, path)
+    for seed in SEEDS:
+        for a in archs:
+            key = f"standalone/{a['key']}/{seed}"
+            if key not in results:
+                results[key] = train_standalone(a["genome"], seed)
+                _save(results, path)
+                print(f"{key} {a['mixer']}: val_acc {results[key]['val_acc']:.4f} "
+                      f"({results[key]['wall_s']:.0f}s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", default=["quickstart", "one_shot", "ranking"])
+    parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "ranking"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--rank-archs", type=int, default=24)
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
     results = _load(args.results)
@@ -78,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[key] = run_quickstart(seed, args.workdir)
                 _save(results, args.results)
                 print(f"{key}: {results[key]['wall_s']:.0f}s, HV {results[key]['final_hv']:.4f}", flush=True)
+    if not args.table_only and "standalone" in args.only:
+        run_standalone(results, args.results, args.rank_archs)
     return 0
 
 

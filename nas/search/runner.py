@@ -251,6 +251,10 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
     """
     from nas.search.lock import study_lock
 
+    if getattr(config, "strategy", None) is not None:  # one-shot: a supernet scores the space (nas.supernet)
+        from nas.supernet.study import run_one_shot_study
+
+        return run_one_shot_study(config, study_dir, quiet=quiet)
     study_dir = Path(study_dir).resolve()
     with study_lock(study_dir):
         return _run_locked(config, study_dir, quiet=quiet, dry_run=dry_run)
