@@ -124,12 +124,59 @@ def run_standalone(results: dict[str, Any], path: Path, n: int) -> None:
                       f"({results[key]['wall_s']:.0f}s)", flush=True)
 
 
+# -- the one-shot study -----------------------------------------------------------------------------
+def one_shot_status(out: Path, name: str) -> dict[str, Any]:
+    """What a (possibly unfinished) one-shot study folder shows: phase wall times, scoring rate, HVs."""
+    from optuna.trial import TrialState
+
+    from nas.search.storage import load_optuna_study
+
+    r: dict[str, Any] = {}
+    train = out / "supernet" / "train.json"
+    if train.is_file():
+        info = json.loads(train.read_text())
+        r.update(supernet_train_s=info["wall_s"], supernet_params=info["params"], supernet_paths=info["paths"])
+    timings = out / "supernet" / "timings.jsonl"
+    if timings.is_file():
+        for line in timings.read_text().splitlines():
+            r.update({k: v for k, v in json.loads(line).items() if k.endswith("_s")})
+    if (out / "study.db").is_file():
+        trials = [t for t in load_optuna_study(out, name, None).get_trials(deepcopy=False)
+                  if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if trials:
+            first = min(t.datetime_start for t in trials)
+            last = max(t.datetime_complete for t in trials)
+            r["scored"] = len(trials)
+            r["scored_complete"] = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+            r["scoring_span_s"] = (last - first).total_seconds()
+    confirm = out / "confirm" / "confirm.json"
+    if confirm.is_file():
+        doc = json.loads(confirm.read_text())
+        r["confirm"] = {k: doc.get(k) for k in ("hypervolume", "correlations", "elapsed_s")}
+    return r
+
+
+def run_one_shot(seed: int, workdir: Path, overrides: list[str]) -> dict[str, Any]:
+    from nas.search.config import load_study_config
+    from nas.search.runner import run_study
+
+    config = load_study_config(ROOT / "studies" / "one_shot.yaml", [*overrides, f"seed={seed}"])
+    out = workdir / "one_shot" / f"seed{seed}"
+    start = time.time()
+    run_study(config, out)
+    r = {"seed": seed, "overrides": overrides, "wall_s": time.time() - start, **one_shot_status(out, config.name),
+         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": _machine()}
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "ranking"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of studies/one_shot.yaml (recorded with the result)")
     parser.add_argument("--rank-archs", type=int, default=24)
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
@@ -141,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
                 results[key] = run_quickstart(seed, args.workdir)
                 _save(results, args.results)
                 print(f"{key}: {results[key]['wall_s']:.0f}s, HV {results[key]['final_hv']:.4f}", flush=True)
+    if not args.table_only and "one_shot" in args.only:
+        for seed in args.seeds:
+            key = f"one_shot/{seed}"
+            if key not in results:
+                results[key] = run_one_shot(seed, args.workdir, args.set)
+                _save(results, args.results)
     if not args.table_only and "standalone" in args.only:
         run_standalone(results, args.results, args.rank_archs)
     return 0

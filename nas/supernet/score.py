@@ -73,12 +73,17 @@ class SubnetScorer:
             return {**out, "status": "infeasible", "violations": violations,
                     "sampler_violation": constraint_violation(violations, self.constraints),
                     "duration_s": time.perf_counter() - start}
-        model = extract(self.supernet, genome)
-        if has_batchnorm(model):
-            recalibrate_bn(model, self.calibration)
+        model = self.subnet(genome)
         val_loss, val_acc = evaluate(model, self.val_loader)
         return {**out, "val_acc": val_acc, "val_loss": val_loss, "status": "complete", "epochs": 0,
                 "recalibrated": has_batchnorm(model), "duration_s": time.perf_counter() - start}
+
+    def subnet(self, genome: Any) -> torch.nn.Module:
+        """``build_model(genome)`` with inherited weights and recalibrated batch norms, in eval mode."""
+        model = extract(self.supernet, genome)
+        if has_batchnorm(model):
+            recalibrate_bn(model, self.calibration)
+        return model
 
     def score_many(self, docs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [self.score(d) for d in docs]
