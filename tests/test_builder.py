@@ -15,13 +15,13 @@ from torch import nn
 from nas.cli.main import main
 from nas.errors import GenomeError
 from nas.genome import PRESETS, Genome, load_genome
-from nas.layers import MIXERS, Block
+from nas.layers import Block
+from nas.mixers import BUILTIN_MIXERS, mixer_spec
 from nas.layers.mbconv import MBConv
 from nas.layers.mlp import DropPath
 from nas.models import VisionNet, build_model
 
 CIFAR_PRESETS = ("vit_cifar", "deepvit_cifar", "shiftvit_cifar", "coatnet_cifar")
-LETTER = {"attention": "A", "reattention": "R", "shift": "S", "conv": "C"}
 
 # Each published family shrunk to dim 16-64 and depth 1, everything else (stem, pooling, positions,
 # downsampling, patch norm) as in the preset; 32x32 inputs fit every family's total downsampling.
@@ -87,18 +87,18 @@ def test_cifar_grids_are_the_hand_computed_ones() -> None:
 
 
 # -- every mixer in every position of a 4-stage pyramid -----------------------------------------------
-PYRAMID = list(itertools.product(sorted(MIXERS), range(4), ("merge", "pool"), ("mean", "cls")))
+PYRAMID = list(itertools.product(sorted(s.name for s in BUILTIN_MIXERS), range(4), ("merge", "pool"), ("mean", "cls")))
 
 
 @pytest.mark.parametrize("mixer,position,downsample,pool", PYRAMID,
                          ids=[f"{m}@{i}-{d}-{p}" for m, i, d, p in PYRAMID])
 def test_any_mixer_in_any_stage(mixer: str, position: int, downsample: str, pool: str) -> None:
     letters = ["A"] * 4
-    letters[position] = LETTER[mixer]
+    letters[position] = mixer_spec(mixer).letter
     doc = {"image_size": 32, "num_classes": 5, "patch_size": 4, "layout": "-".join(letters), "depths": 1,
            "dims": [16, 32, 32, 64], "heads": 2, "mlp_ratio": 2, "shift_ratio": 0.25, "expansion": 2,
            "position": "relative", "downsample": downsample, "pool": pool}
-    if pool == "cls" and mixer in ("shift", "conv") and position == 3:
+    if pool == "cls" and not mixer_spec(mixer).attention and position == 3:
         with pytest.raises(GenomeError, match=r"pool 'cls' needs the last stage to be attention"):
             load_genome(doc)
         return
@@ -241,3 +241,21 @@ def test_position_table_stays_small_ahead_of_convolutions() -> None:
     genome = load_genome("vit_cifar").replace(stages=[{"mixer": "conv", "depth": 1, "dim": 32}], pool="mean")
     model = build_model(genome)
     assert model.pos_embed is not None and model.pos_embed.std().item() < 0.05
+
+
+def test_metaformer_macro_structure(tiny_genome: Callable[..., Genome]) -> None:
+    """overlap: PoolFormer's 7x7/4 stem (padding 2) and 3x3/2 merging (padding 1) on the same grids as
+    patches; layer_scale: a per-channel factor on each residual branch, starting at its value."""
+    genome = tiny_genome(layout="P-P", dims=[16, 32], depths=[1, 1], patch_size=4, image_size=32, overlap=True,
+                         layer_scale=1e-5, pool="mean", position="none")
+    model = build_model(genome)
+    assert model.stem.proj.kernel_size == (7, 7) and model.stem.proj.padding == (2, 2)
+    merging = model.stages[1][0]
+    assert merging.reduction.kernel_size == (3, 3) and merging.reduction.padding == (1, 1)
+    block = model.stages[0][0]
+    assert torch.equal(block.scale1.gamma, torch.full((16,), 1e-5)) and block.scale2 is not None
+    out = _forward_backward(model)
+    assert out.shape == (2, 4) and _stage_sides(model) == [8, 4]
+    plain = tiny_genome(layout="P-P", dims=[16, 32], depths=[1, 1], patch_size=4, image_size=32, pool="mean",
+                        position="none")
+    assert "overlap" not in plain.to_dict() and "layer_scale" not in plain.to_dict()  # old keys unchanged

@@ -30,7 +30,7 @@ def issue_genome(**stage: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", ["deit_tiny", "vit_base_16", "deepvit_16", "shiftvit_tiny", "coatnet_0",
-                                  "vit_cifar", "coatnet_cifar"])
+                                  "poolformer_s12", "vit_cifar", "coatnet_cifar"])
 def test_params_estimate_is_within_five_percent_of_the_built_network(name: str) -> None:
     genome = load_genome(name)
     built = sum(p.numel() for p in meta_model(genome).parameters())
@@ -120,6 +120,18 @@ def test_flops_estimate_matches_the_traced_count(name: str) -> None:
     genome = load_genome(name)
     traced = count_cost(genome).flops
     assert abs(estimate_macs(genome) - traced) <= 0.05 * traced
+
+
+def test_overlapping_embeddings_and_layer_scale_are_estimated_exactly() -> None:
+    """PoolFormer's 7x7/4 stem, 3x3/2 merging and layer scale, on a 32x32 pyramid: the guard's walk
+    over the network counts what the builder builds and fvcore traces (norms aside)."""
+    from nas.cost import count_cost
+
+    genome = parse_genome({"image_size": 32, "num_classes": 10, "patch_size": 4, "overlap": True, "layout": "P-P",
+                           "depths": [2, 1], "dims": [16, 32], "layer_scale": 1e-5, "pool": "mean"})
+    report = count_cost(genome)
+    assert estimate_macs(genome) == report.flops
+    assert abs(estimate_footprint(genome).params - report.params) <= 0.01 * report.params
 
 
 def test_every_preset_fits_an_ordinary_machine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -164,7 +164,7 @@ def test_genome_is_frozen() -> None:
 BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
     ("unknown mixer", {"image_size": 16, "patch_size": 4, "stages": [{"mixer": "atention", "depth": 1, "dim": 32}]},
      r"unknown mixer 'atention' at stages\[0\]\.mixer; did you mean 'attention'\?; known: attention, conv, "
-     r"reattention, shift"),
+     r"identity, pool, reattention, shift"),
     ("unknown key", _tiny(imagesize=32), r"unknown key 'imagesize' in genome; did you mean 'image_size'\?"),
     ("unknown stage key", {"image_size": 16, "patch_size": 4,
                            "stages": [{"mixer": "attention", "depth": 1, "dim": 32, "head": 2}]},
@@ -172,7 +172,8 @@ BAD_DOCUMENTS: list[tuple[str, dict[str, Any] | Any, str]] = [
     ("unknown transformer mixer", _tiny(layout="T", transformer_mixer="reatention"),
      r"transformer_mixer must be one of attention, reattention; got 'reatention'; did you mean 'reattention'\?"),
     ("unknown layout letter", _tiny(layout="A-X", depths=1, dims=32),
-     r"layout 'A-X': unknown letter 'X'; allowed: C \(conv\), A \(attention\)"),
+     r"layout 'A-X': unknown letter 'X'; allowed: A \(attention\), R \(reattention\), S \(shift\), C \(conv\), "
+     r"P \(pool\), I \(identity\), T"),
     ("unknown choice", _tiny(pool="meen"), r"pool must be one of cls, mean; got 'meen'; did you mean 'mean'\?"),
     ("heads", _tiny(layout="A-A", dims=[32, 48], heads=[2, 5]),
      r"stages\[1\]\.heads 5 does not divide dim 48; allowed: a divisor of 48 \(1, 2, 3, 4, 6, 8, 12, 16, 24, 48\)"),
@@ -347,3 +348,36 @@ def test_numpy_scalars_and_arrays_count_as_the_numbers_they_hold() -> None:
     assert type(numpy.image_size) is int and type(numpy.stages[0].mlp_ratio) is float
     with pytest.raises(GenomeError, match=r"image_size must be a whole number >= 1, got True"):
         parse_genome(_tiny(image_size=np.bool_(True)))
+
+
+# Canonical keys of the presets as they were before mixers became declarations (and before the options
+# of plugin mixers and the plugins field existed): cost caches and stored studies are keyed by them.
+PRESET_KEYS = {
+    "deit_tiny": "14874d3892dd",
+    "deit_small": "4577514f147d",
+    "vit_base_16": "3c549ea3955b",
+    "vit_large_16": "d628553e7853",
+    "vit_16": "5e5f2446baca",
+    "deepvit_16": "49b6939bbf90",
+    "vit_24": "0606f466692e",
+    "deepvit_24": "aeffded2526b",
+    "vit_32": "4f15daf11dc5",
+    "deepvit_32": "877f3fb90b80",
+    "shiftvit_tiny_light": "1d6d27dfda3f",
+    "shiftvit_tiny": "6cdbcfe6645b",
+    "shiftvit_small_light": "d3d8b3914586",
+    "shiftvit_small": "955a0b28bfee",
+    "shiftvit_base": "6984fbcf7c90",
+    "coatnet_0": "f49331438392",
+    "coatnet_1": "0308dda9c324",
+    "coatnet_2": "d11c2663432d",
+    "vit_cifar": "bb60de6fd64c",
+    "deepvit_cifar": "d7833375eafa",
+    "shiftvit_cifar": "5631eb7cf991",
+    "coatnet_cifar": "2ecda247faf6",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_KEYS))
+def test_preset_keys_are_stable(name: str) -> None:
+    assert load_genome(name).key == PRESET_KEYS[name]

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nas"
 HIGH = ("nas.search", "nas.analysis", "nas.ablation", "nas.confirm", "nas.cli")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     **{low: HIGH for low in ("nas.pareto", "nas.stats", "nas.text", "nas.config_validation", "nas.errors",
-                             "nas.runtime", "nas.genome", "nas.layers", "nas.models", "nas.cost", "nas.data",
+                             "nas.runtime", "nas.mixers", "nas.genome", "nas.layers", "nas.models", "nas.cost",
+                             "nas.data",
                              "nas.train")},
     "nas.search": ("nas.analysis", "nas.ablation", "nas.confirm", "nas.cli"),
     "nas.analysis": ("nas.ablation", "nas.confirm", "nas.cli"),  # reads a confirmation's written summary only

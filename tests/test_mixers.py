@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from nas.errors import GenomeError
-from nas.layers import MIXERS, Block, Grid, get_mixer
+from nas.layers import Block, Grid, get_mixer
+from nas.mixers import BUILTIN_MIXERS, mixer_names, mixer_spec
 from nas.layers.attention import Attention, RelativePositionBias
 from nas.layers.mlp import DropPath
 from nas.layers.reattention import ReAttention
@@ -42,11 +43,16 @@ def _loss(out: Tensor) -> Tensor:
 
 
 # -- the contract, over the registry ------------------------------------------------------------------
+MIXERS = tuple(s.name for s in BUILTIN_MIXERS)
+
+
 def test_registry_holds_the_genome_mixers() -> None:
-    assert set(MIXERS) == {"attention", "reattention", "shift", "conv"}
-    for cls in MIXERS.values():
-        assert isinstance(cls.residual, bool) and isinstance(cls.has_mlp, bool)
-        assert cls.mlp_norm in ("layer", "group", "batch") and isinstance(cls.supports_stride, bool)
+    assert set(mixer_names()) >= {"attention", "reattention", "shift", "conv", "pool", "identity"}
+    for name in MIXERS:
+        spec = mixer_spec(name)
+        assert isinstance(spec.residual, bool) and isinstance(spec.has_mlp, bool)
+        assert spec.norm in ("layer", "group", "batch") and isinstance(spec.supports_stride, bool)
+        assert get_mixer(name) is spec.cls
     with pytest.raises(GenomeError, match=r"unknown mixer 'atention'; did you mean 'attention'\?"):
         get_mixer("atention")
 
@@ -225,3 +231,75 @@ def test_drop_path_drops_whole_samples() -> None:
     assert set(per_sample.unique().tolist()) == {0.0, 2.0}  # dropped, or kept and scaled by 1 / (1 - p)
     assert (per_sample == per_sample[:, :1]).all()  # one decision per sample
     assert torch.equal(drop.eval()(x), x)
+
+
+# -- the mixer contract, through the code `nas mixers --check` runs ----------------------------------------
+@pytest.mark.parametrize("name", mixer_names())
+def test_every_declared_mixer_passes_the_contract(name: str) -> None:
+    from nas.models.contract import check_mixer
+
+    rows = check_mixer(name)
+    assert {r.check for r in rows} == {"shape", "finite", "gradients", "flops", "size guard: params",
+                                       "size guard: MACs", "size guard: memory", "export"}
+    assert [f"{r.check} [{r.case}]: {r.detail}" for r in rows if not r.ok] == []
+
+
+class _Leaky(nn.Module):
+    """A broken mixer: an unused parameter, an FFT that no FLOP handle counts."""
+
+    def __init__(self, dim: int, *, grid: Grid, **_: object) -> None:
+        super().__init__()
+        self.grid = grid
+        self.unused = nn.Parameter(torch.ones(dim))
+        self.scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, N, C] -> [B, N, C]
+        return torch.fft.fft(x, dim=1).real * self.scale
+
+
+def test_the_contract_names_what_is_wrong_with_a_mixer() -> None:
+    from nas.mixers import MixerSpec, register_mixer, unregister_mixer
+    from nas.models.contract import check_mixer
+
+    register_mixer(MixerSpec(name="leaky", letter="L", module=_Leaky))
+    try:
+        rows = {r.check: r for r in check_mixer("leaky") if not r.ok}
+    finally:
+        unregister_mixer("leaky")
+    assert set(rows) == {"gradients", "flops"}
+    assert "no gradient: mixer.unused" in rows["gradients"].detail
+    assert "no handle counts: aten::fft_fft" in rows["flops"].detail  # never a silent zero
+
+
+# -- pooling (PoolFormer) -------------------------------------------------------------------------------
+def test_pool_is_the_neighbourhood_mean_minus_the_centre() -> None:
+    """3x3 grid, one channel, values 1..9: each output is the mean over the in-image 3x3 neighbours
+    (count_include_pad=False: a corner averages 4 values, an edge 6, the centre 9) minus the value."""
+    from nas.layers.pool import pool_mixing
+
+    x = torch.arange(1, 10, dtype=torch.float).reshape(1, 1, 3, 3)
+    expected = torch.tensor([[(1 + 2 + 4 + 5) / 4 - 1, (1 + 2 + 3 + 4 + 5 + 6) / 6 - 2, (2 + 3 + 5 + 6) / 4 - 3],
+                             [(1 + 2 + 4 + 5 + 7 + 8) / 6 - 4, 45 / 9 - 5, (2 + 3 + 5 + 6 + 8 + 9) / 6 - 6],
+                             [(4 + 5 + 7 + 8) / 4 - 7, (4 + 5 + 6 + 7 + 8 + 9) / 6 - 8, (5 + 6 + 8 + 9) / 4 - 9]])
+    torch.testing.assert_close(pool_mixing(x)[0, 0], expected)
+
+
+def test_pool_mixer_normalises_then_pools_and_leaves_the_cls_token_alone() -> None:
+    from nas.layers.pool import Pool, pool_mixing
+
+    pool = Pool(8, grid=Grid(3, 3, 1))
+    x = torch.randn(2, 10, 8)
+    out = pool(x)
+    assert torch.equal(out[:, 0], torch.zeros(2, 8)) and sum(p.numel() for p in pool.parameters()) == 16
+    normed = torch.nn.functional.group_norm(x.transpose(1, 2), 1).transpose(1, 2)  # GroupNorm(1) over every token
+    fmap = normed[:, 1:].reshape(2, 3, 3, 8).permute(0, 3, 1, 2)
+    torch.testing.assert_close(out[:, 1:], pool_mixing(fmap).flatten(2).transpose(1, 2))
+
+
+def test_pool_equals_timms_poolformer_mixer() -> None:
+    """Optional reference: timm's ``metaformer.Pooling`` on the same map (timm needs torchvision)."""
+    metaformer = pytest.importorskip("timm.models.metaformer")
+    from nas.layers.pool import pool_mixing
+
+    x = torch.randn(2, 8, 7, 7)
+    torch.testing.assert_close(pool_mixing(x), metaformer.Pooling(pool_size=3)(x))

@@ -30,8 +30,9 @@ import yaml
 from nas.ablation.claims import Claim, parse_claims
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome import load_genome, parse_genome
-from nas.genome.schema import (ATTENTION_MIXERS, GENOME_FIELDS, LETTER_OF_MIXER, MIXER_LETTERS, STAGE_FIELDS,
-                               STAGE_FIELDS_BY_MIXER)
+from nas.genome.schema import GENOME_FIELDS, STAGE_FIELDS
+from nas.mixers import (DEFAULT_TRANSFORMER_MIXER, attention_mixers, letter_of, load_plugins, mixer_letters,
+                        mixer_spec, mixers_with_field, parse_plugin_list, stage_field_names)
 from nas.fields import SEED_MAX, plain, show
 from nas.genome.io import load_yaml, read_document
 from nas.genome.parse import layout_letters
@@ -40,12 +41,12 @@ from nas.search.config import apply_overrides
 
 __all__ = ["AblationConfig", "Variant", "Cell", "load_ablation_config", "apply_genome_overrides", "FIELDS"]
 
-FIELDS = ("name", "description", "base", "axes", "paired", "variants", "baseline", "seeds", "data", "budget",
+FIELDS = ("name", "description", "plugins", "base", "axes", "paired", "variants", "baseline", "seeds", "data", "budget",
           "resources", "max_concurrent", "ray_address", "collapse", "claims")
 AXIS_KEYS = ("field", "values", "labels")
 PAIRED_KEYS = ("fields", "values", "labels")
 VARIANT_KEYS = ("name", "set", "base")
-TOP_FIELDS = tuple(f for f in GENOME_FIELDS if f != "stages")
+TOP_FIELDS = tuple(f for f in GENOME_FIELDS if f not in ("stages", "plugins"))
 # Head width used to pick ``heads`` for a stage that becomes attention and had none: the base's own
 # attention stages' head width, else 32 (DeepViT's and CoAtNet's head dim).
 DEFAULT_HEAD_DIM = 32
@@ -93,6 +94,7 @@ class AblationConfig:
     collapse: bool = False  # measure DeepViT's attention collapse after training (attention variants)
     description: str = ""
     claims: tuple[Claim, ...] = ()  # what the paper says about the variants, judged from the cells
+    plugins: tuple[str, ...] = ()  # modules that declare mixers the variants use
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *, base_dir: str | Path | None = None,
@@ -114,7 +116,8 @@ class AblationConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as stored in the ablation directory."""
         return {
-            "name": self.name, "description": self.description, "base": self.base,
+            "name": self.name, "description": self.description,
+            **({"plugins": list(self.plugins)} if self.plugins else {}), "base": self.base,
             "variants": [{"name": v.name, "set": {k: val for k, val in v.overrides}} for v in self.variants],
             "baseline": self.baseline, "seeds": list(self.seeds), "data": self.data, "budget": dict(self.budget),
             "resources": dict(self.resources), "max_concurrent": self.max_concurrent,
@@ -146,13 +149,13 @@ def load_ablation_config(path: str | Path, overrides: Sequence[str] = ()) -> Abl
 # -- genome overrides -------------------------------------------------------------------------------
 def _head_dim(doc: Mapping[str, Any]) -> int:
     for s in doc["stages"]:
-        if s["mixer"] in ATTENTION_MIXERS and s.get("heads"):
+        if mixer_spec(s["mixer"]).attention and s.get("heads"):
             return max(1, int(s["dim"]) // int(s["heads"]))
     return DEFAULT_HEAD_DIM
 
 
 def _transformer_mixer(doc: Mapping[str, Any]) -> str:
-    return next((s["mixer"] for s in doc["stages"] if s["mixer"] in ATTENTION_MIXERS), "attention")
+    return next((s["mixer"] for s in doc["stages"] if mixer_spec(s["mixer"]).attention), DEFAULT_TRANSFORMER_MIXER)
 
 
 def _stage_targets(path: str, index: str, n: int) -> list[int]:
@@ -171,9 +174,10 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
             letters = layout_letters(value)
         except GenomeError as exc:
             raise ConfigError(str(exc)) from None
-        letter_map = {**MIXER_LETTERS, "T": t_mixer}
+        letter_map = {**mixer_letters(), "T": t_mixer}
         if len(letters) != len(stages) or any(c not in letter_map for c in letters):
-            raise ConfigError(f"layout {show(value)} must have one letter of C, A, R, S, T per stage of the base "
+            raise ConfigError(f"layout {show(value)} must have one letter of {', '.join(letter_map)} per stage of the "
+                              f"base "
                               f"({len(stages)} stages, base layout {'-'.join(_letters(doc))})")
         for stage, c in zip(stages, letters):
             stage["mixer"] = letter_map[c]
@@ -184,9 +188,10 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
             raise ConfigError(f"{path}: stage fields are addressed as stages.N.FIELD or stages.*.FIELD")
         targets = _stage_targets(path, parts[1], len(stages))
         name = parts[2]
-        if name not in STAGE_FIELDS:
-            raise ConfigError(f"{path}: unknown stage field {show(name)}{closest(name, STAGE_FIELDS)}; "
-                              f"stage fields: {', '.join(STAGE_FIELDS)}")
+        known = STAGE_FIELDS + tuple(f for f in stage_field_names() if f not in STAGE_FIELDS)
+        if name not in known:
+            raise ConfigError(f"{path}: unknown stage field {show(name)}{closest(name, known)}; "
+                              f"stage fields: {', '.join(known)}")
         if isinstance(value, (list, tuple)):
             if parts[1] != "*" or len(value) != len(stages):
                 raise ConfigError(f"{path}: a list value needs stages.* and one entry per stage "
@@ -205,7 +210,7 @@ def _set_one(doc: dict[str, Any], path: str, value: Any, t_mixer: str) -> None:
 
 
 def _letters(doc: Mapping[str, Any]) -> list[str]:
-    return [LETTER_OF_MIXER[s["mixer"]] for s in doc["stages"]]
+    return [letter_of(s["mixer"]) for s in doc["stages"]]
 
 
 def _check_applies(doc: Mapping[str, Any], path: str) -> None:
@@ -215,10 +220,10 @@ def _check_applies(doc: Mapping[str, Any], path: str) -> None:
         return
     name, stages = parts[2], doc["stages"]
     targets = _stage_targets(path, parts[1], len(stages))
-    if not any(stages[i]["mixer"] in STAGE_FIELDS_BY_MIXER[name] for i in targets):
+    if not any(stages[i]["mixer"] in mixers_with_field(name) for i in targets):
         mixers = ", ".join(sorted({stages[i]["mixer"] for i in targets}))
         raise ConfigError(f"{path} does not apply to the mixer of the stage(s) it names ({mixers}); "
-                          f"{name} applies to: {', '.join(sorted(STAGE_FIELDS_BY_MIXER[name]))}")
+                          f"{name} applies to: {', '.join(sorted(mixers_with_field(name)))}")
 
 
 def apply_genome_overrides(base: Mapping[str, Any], overrides: Sequence[tuple[str, Any]]) -> dict[str, Any]:
@@ -230,13 +235,14 @@ def apply_genome_overrides(base: Mapping[str, Any], overrides: Sequence[tuple[st
     """
     doc = copy.deepcopy(parse_genome(base).to_dict())
     t_mixer, head_dim = _transformer_mixer(doc), _head_dim(doc)
-    was_attention = [s["mixer"] in ATTENTION_MIXERS for s in doc["stages"]]
+    was_attention = [mixer_spec(s["mixer"]).attention for s in doc["stages"]]
     first = [o for o in overrides if o[0] == "layout" or o[0].endswith(".mixer")]
     for path, value in first + [o for o in overrides if o not in first]:
         _set_one(doc, path, value, t_mixer)
     explicit = any(p.startswith("stages.") and p.endswith(".heads") for p, _ in overrides)
     for stage, before in zip(doc["stages"], was_attention):
-        if stage["mixer"] in ATTENTION_MIXERS and not before and not explicit:
+        if mixer_spec(stage["mixer"]).attention and "heads" in mixer_spec(stage["mixer"]).field_names \
+                and not before and not explicit:
             stage["heads"] = max(1, int(stage["dim"]) // head_dim)
     for path, _ in overrides:
         _check_applies(doc, path)
@@ -305,6 +311,8 @@ class _AblationValidator(Validator):
         name = doc.get("name")
         if not isinstance(name, str) or not NAME.match(name):
             raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {show(name)}")
+        plugins = parse_plugin_list(f"{self.label}: plugins", doc.get("plugins"), error=ConfigError)
+        load_plugins(plugins, where=self.label, error=ConfigError)
         if doc.get("base") is None:
             raise self.error("base is missing: a preset name, a genome file or an inline genome mapping")
         base = self.genome("base", doc["base"])
@@ -329,7 +337,7 @@ class _AblationValidator(Validator):
             seen[key] = v.name
         collapse = doc.get("collapse", "auto")
         if collapse == "auto" or collapse is None:
-            collapse = any(s["mixer"] in ATTENTION_MIXERS for v in variants for s in v.genome["stages"])
+            collapse = any(s["mixer"] in attention_mixers() for v in variants for s in v.genome["stages"])
         elif not isinstance(collapse, bool):
             raise self.error(f"collapse must be auto, true or false, got {show(collapse)}")
         description = doc.get("description") or ""
@@ -340,7 +348,7 @@ class _AblationValidator(Validator):
             max_concurrent=self.number("max_concurrent", doc.get("max_concurrent", 1), minimum=1, strict=False,
                                        integer=True),
             ray_address=self.ray_address(doc.get("ray_address")), collapse=collapse, description=str(description),
-            claims=parse_claims(doc.get("claims"), [v.name for v in variants], self.label),
+            claims=parse_claims(doc.get("claims"), [v.name for v in variants], self.label), plugins=plugins,
         )
 
     # -- parts -------------------------------------------------------------------------------------

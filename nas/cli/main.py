@@ -14,7 +14,7 @@ import sys
 from nas.errors import NasError
 
 # Sub-command modules, in the order ``nas --help`` lists them.
-COMMANDS = ("presets", "build", "validate", "cost", "proxy", "train", "study", "export", "ablate")
+COMMANDS = ("presets", "mixers", "build", "validate", "cost", "proxy", "train", "study", "export", "ablate")
 
 
 class UsageError(NasError):

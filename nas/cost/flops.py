@@ -158,6 +158,17 @@ def _flop_count_analysis() -> type:
     return FlopCountAnalysis
 
 
+def op_handles() -> dict[str, Any]:
+    """fvcore handles: nas's (:data:`nas.cost.handles.OP_HANDLES`) and those every declared mixer adds for
+    the ops it uses (:attr:`nas.mixers.MixerSpec.flop_handles`)."""
+    from nas.mixers import mixer_specs
+
+    out: dict[str, Any] = dict(OP_HANDLES)
+    for spec in mixer_specs():
+        out.update(spec.flop_handles)
+    return out
+
+
 def _count(subject: Any, image_size: int | None, in_channels: int | None) -> CostReport:
     from nas.models import build_model
 
@@ -177,7 +188,7 @@ def _count(subject: Any, image_size: int | None, in_channels: int | None) -> Cos
             warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected
             analysis = (
                 FlopCountAnalysis(model, (x,))
-                .set_op_handle(**OP_HANDLES)
+                .set_op_handle(**op_handles())
                 .unsupported_ops_warnings(False)
                 .uncalled_modules_warnings(False)
                 .tracer_warnings("none")

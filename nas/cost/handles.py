@@ -63,6 +63,7 @@ IGNORED_OPS: frozenset[str] = frozenset(
         "pad", "clone", "repeat", "expand_as", "view_as", "movedim", "moveaxis", "flip", "tile",
         "index_select", "masked_select", "scatter", "empty_like", "ones_like", "fill_", "zero_",
         "contiguous", "lift_fresh", "detach_", "resolve_conj", "resolve_neg", "alias",
+        "view_as_complex", "view_as_real",
     )
 )
 

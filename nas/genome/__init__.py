@@ -2,11 +2,9 @@
 from nas.genome.io import genome_to_yaml, load_genome, load_yaml, read_document, save_genome
 from nas.genome.parse import parse_genome
 from nas.genome.presets import PRESETS, Preset
-from nas.genome.schema import ATTENTION_MIXERS, MIXER_NAMES, Genome, Stage
+from nas.genome.schema import Genome, Stage
 
 __all__ = [
-    "ATTENTION_MIXERS",
-    "MIXER_NAMES",
     "PRESETS",
     "Genome",
     "Preset",

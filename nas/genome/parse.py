@@ -5,29 +5,26 @@ message names the field, the value and what is allowed.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from nas.errors import GenomeError, closest
 from nas.fields import INT32_MAX, choice, flag, integer, plain_tree, real, show
-from nas.genome.schema import (
-    shifted_channels,
-    ATTENTION_MIXERS,
-    GENOME_FIELDS,
-    MIXER_LETTERS,
-    MIXER_NAMES,
-    STAGE_FIELDS,
-    STAGE_FIELDS_BY_MIXER,
-    Genome,
-    Stage,
+from nas.genome.schema import GENOME_FIELDS, STAGE_FIELDS, Genome, Stage
+from nas.mixers import (
+    DEFAULT_TRANSFORMER_MIXER,
+    attention_mixers,
+    load_plugins,
+    mixer_letters,
+    mixer_spec,
+    parse_plugin_list,
+    stage_field_names,
 )
 
 __all__ = ["parse_genome", "layout_letters"]
 
 SHORTHAND_FIELDS = ("layout", "depths", "dims", "transformer_mixer")
-PER_STAGE_SHORTHAND = ("heads", "mlp_ratio", "shift_ratio", "expansion", "se_ratio", "reattn_norm")
 # Top-level keys that carry information about a genome but are not part of it (export metadata).
 IGNORED_KEYS = ("metadata", "name", "description")
 CHOICES = {
@@ -35,12 +32,10 @@ CHOICES = {
     "pool": ("cls", "mean"),
     "position": ("absolute", "relative", "none"),
     "downsample": ("merge", "pool"),
-    "reattn_norm": ("batch", "layer", "none"),
     "init": ("nas", "vit", "shiftvit", "coatnet"),
 }
 # LayerNorm's epsilon when a genome names none: PyTorch's default; written out only when it differs.
 DEFAULT_NORM_EPS = 1e-5
-STAGE_DEFAULTS = {"mlp_ratio": 4.0, "shift_ratio": 1 / 12, "expansion": 4.0, "se_ratio": 0.25, "reattn_norm": "batch"}
 
 
 # -- scalar coercion (the rules are nas.fields'; here only the genome's ranges) -------------------------
@@ -72,10 +67,12 @@ def _bool(where: str, value: Any) -> bool:
 
 
 def _mixer(where: str, value: Any) -> str:
-    if not isinstance(value, str) or value not in MIXER_NAMES:
-        hint = closest(value, MIXER_NAMES) if isinstance(value, str) else ""
-        raise GenomeError(f"unknown mixer {show(value)} at {where}{hint}; known: {', '.join(sorted(MIXER_NAMES))}")
-    return value
+    return mixer_spec(value, where).name
+
+
+def per_stage_shorthand() -> tuple[str, ...]:
+    """Stage fields the layout shorthand takes as a scalar or a per-stage list: every declared mixer field."""
+    return stage_field_names()
 
 
 _LAYOUT = re.compile(r"^[A-Za-z](?:[-_ ]?[A-Za-z])*$")
@@ -90,8 +87,8 @@ def layout_letters(layout: Any, where: str = "layout") -> list[str]:
     if not isinstance(layout, str) or not layout.strip():
         raise GenomeError(f"{where} must be a string such as 'C-C-T-T', got {show(layout)}")
     if not _LAYOUT.match(layout.strip()):
-        raise GenomeError(f"{where} {show(layout)} is not a layout: write {LAYOUT_HELP} (letters C, A, R, S, T, "
-                          f"each pair separated by one '-')")
+        raise GenomeError(f"{where} {show(layout)} is not a layout: write {LAYOUT_HELP} (letters "
+                          f"{', '.join(sorted(mixer_letters()))}, T, each pair separated by one '-')")
     return [c for c in layout.strip().upper() if c not in "-_ "]
 
 
@@ -106,44 +103,21 @@ def _parse_stage(i: int, doc: Any) -> Stage:
     where = f"stages[{i}]"
     if not isinstance(doc, Mapping):
         raise GenomeError(f"{where} must be a mapping such as {{mixer: attention, depth: 2, dim: 64}}, got {show(doc)}")
-    _check_keys(where, doc, STAGE_FIELDS)
-    for required in ("mixer", "depth", "dim"):
+    if "mixer" not in doc:
+        raise GenomeError(f"{where}.mixer is missing")
+    spec = mixer_spec(doc["mixer"], f"{where}.mixer")
+    _check_keys(where, doc, STAGE_FIELDS + tuple(f for f in stage_field_names() if f not in STAGE_FIELDS))
+    for required in ("depth", "dim"):
         if required not in doc:
             raise GenomeError(f"{where}.{required} is missing")
-    mixer = _mixer(f"{where}.mixer", doc["mixer"])
     depth = _int(f"{where}.depth", doc["depth"])
     dim = _int(f"{where}.dim", doc["dim"])
     values: dict[str, Any] = {}
-    for name, mixers in STAGE_FIELDS_BY_MIXER.items():
-        if mixer not in mixers:
-            continue  # does not apply to this mixer: dropped (see schema)
-        raw = doc.get(name)
-        if name == "heads":
-            heads = _int(f"{where}.heads", raw) if raw is not None else max(1, dim // 64)
-            if dim % heads:
-                small = [h for h in range(1, math.isqrt(dim) + 1) if dim % h == 0]
-                divisors = ", ".join(str(h) for h in sorted({*small, *(dim // h for h in small)}))
-                raise GenomeError(
-                    f"{where}.heads {heads} does not divide dim {dim}; allowed: a divisor of {dim} ({divisors})"
-                )
-            values["heads"] = heads
-            continue
-        raw = STAGE_DEFAULTS[name] if raw is None else raw
-        if name == "reattn_norm":
-            values[name] = _choice(f"{where}.reattn_norm", raw, "reattn_norm")
-        elif name == "shift_ratio":
-            ratio = _float(f"{where}.shift_ratio", raw, 0, 0.25, low_open=True)  # 4 directions
-            channels = shifted_channels(ratio, dim)
-            if channels < 1:
-                raise GenomeError(f"{where}: shift_ratio {ratio:g} of dim {dim} shifts no channel; need shift_ratio*dim >= 1")
-            # Canonical: the ratio the network really uses (floor(gamma * dim) / dim), so two ratios that
-            # shift the same channels are one genome with one key (a search never trains it twice).
-            values[name] = channels / dim
-        elif name == "se_ratio":
-            values[name] = _float(f"{where}.se_ratio", raw, 0, 1)  # 0 disables squeeze-excitation
-        else:
-            values[name] = _positive(f"{where}.{name}", raw)
-    return Stage(mixer=mixer, depth=depth, dim=dim, **values)
+    options: dict[str, Any] = {}
+    for f in spec.all_fields:  # a field this mixer does not take is dropped (both spellings: one genome)
+        value = f.parse(f"{where}.{f.name}", doc.get(f.name), dim)
+        (values if f.name in STAGE_FIELDS else options)[f.name] = value
+    return Stage(mixer=spec.name, depth=depth, dim=dim, **values, options=tuple(sorted(options.items())))
 
 
 def _per_stage(name: str, value: Any, n: int) -> list[Any]:
@@ -160,19 +134,18 @@ def _expand_shorthand(doc: dict[str, Any]) -> list[dict[str, Any]]:
         raise GenomeError("give either stages or layout, not both")
     layout = doc.pop("layout")
     letters = layout_letters(layout)
-    t_mixer = choice("transformer_mixer", doc.pop("transformer_mixer", "attention"), sorted(ATTENTION_MIXERS),
-                     error=GenomeError)
-    letter_map = {**MIXER_LETTERS, "T": t_mixer}
+    t_mixer = choice("transformer_mixer", doc.pop("transformer_mixer", DEFAULT_TRANSFORMER_MIXER),
+                     sorted(attention_mixers()), error=GenomeError)
+    letter_map = {**mixer_letters(), "T": t_mixer}
     for c in letters:
         if c not in letter_map:
-            raise GenomeError(f"layout {show(layout)}: unknown letter {c!r}; allowed: C (conv), A (attention), "
-                              "R (reattention), S (shift), T (transformer_mixer)")
+            raise GenomeError(f"layout {show(layout)}: unknown letter {c!r}; allowed: {letter_help()}")
     n = len(letters)
     for required in ("depths", "dims"):
         if required not in doc:
             raise GenomeError(f"layout needs {required}: a list of {n} values")
     columns = {"depth": _per_stage("depths", doc.pop("depths"), n), "dim": _per_stage("dims", doc.pop("dims"), n)}
-    for name in PER_STAGE_SHORTHAND:
+    for name in per_stage_shorthand():
         if name in doc:
             columns[name] = _per_stage(name, doc.pop(name), n)
     stages = []
@@ -180,7 +153,7 @@ def _expand_shorthand(doc: dict[str, Any]) -> list[dict[str, Any]]:
         mixer = letter_map[c]
         stage: dict[str, Any] = {"mixer": mixer}
         for name, col in columns.items():
-            applies = name in ("depth", "dim") or mixer in STAGE_FIELDS_BY_MIXER[name]
+            applies = name in ("depth", "dim") or name in mixer_spec(mixer).field_names
             if applies and col[i] is not None:
                 stage[name] = col[i]
         stages.append(stage)
@@ -200,12 +173,15 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
         raise GenomeError(f"a genome must be a mapping of fields, got {got}")
     doc = {k: plain_tree(v) for k, v in doc.items() if k not in IGNORED_KEYS}  # numpy scalars count as numbers
     doc.update({k: v for k, v in overrides.items() if v is not None})
-    known = GENOME_FIELDS + SHORTHAND_FIELDS + PER_STAGE_SHORTHAND
+    # Plugins first: the mixers they declare are what the rest of the document may name.
+    load_plugins(parse_plugin_list("plugins", doc.get("plugins")), where="genome plugins")
+    shorthand = per_stage_shorthand()
+    known = GENOME_FIELDS + SHORTHAND_FIELDS + shorthand
     _check_keys("genome", doc, known)
     if "layout" in doc:
         doc["stages"] = _expand_shorthand(doc)
     else:
-        stray = [k for k in SHORTHAND_FIELDS + PER_STAGE_SHORTHAND if k in doc]
+        stray = [k for k in SHORTHAND_FIELDS + shorthand if k in doc]
         if stray:
             raise GenomeError(f"{stray[0]} is a shorthand field and needs layout (or write it inside each stage)")
     raw_stages = doc.get("stages")
@@ -218,7 +194,7 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     stem = _choice("stem", doc.get("stem", "patch"), "stem")
     # Only attention mixes the spatial tokens into the cls token; stages after the last attention stage
     # pass it through (shift, MBConv leave it alone), so their features would never reach the head.
-    reads_cls = stages[-1].mixer in ATTENTION_MIXERS
+    reads_cls = mixer_spec(stages[-1].mixer).attention
     fields: dict[str, Any] = {
         "stages": stages,
         "image_size": _int("image_size", doc.get("image_size", 224)),
@@ -232,7 +208,8 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     }
     if fields["pool"] == "cls" and not reads_cls:
         raise GenomeError(
-            f"pool 'cls' needs the last stage to be attention or reattention, got stages[{len(stages) - 1}].mixer "
+            f"pool 'cls' needs the last stage to be {' or '.join(sorted(attention_mixers()))}, got "
+            f"stages[{len(stages) - 1}].mixer "
             f"{stages[-1].mixer!r} (only attention writes the image into the cls token); use pool: mean"
         )
     fields["drop_path"] = _float("drop_path", doc.get("drop_path", 0.0), 0, 1, high_open=True)
@@ -242,6 +219,10 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
     if eps is not None:  # LayerNorm's epsilon; timm's ViTs use 1e-6
         eps = _float("norm_eps", eps, 0, 0.1, low_open=True, high_open=True)
     fields["norm_eps"] = None if eps is None or eps == DEFAULT_NORM_EPS else eps  # the default is left out
+    overlap = _bool("overlap", doc.get("overlap", False))
+    fields["overlap"] = overlap or None  # False is the default: left out of the document
+    scale = doc.get("layer_scale")
+    fields["layer_scale"] = None if scale is None else _float("layer_scale", scale, 0, 1, low_open=True)
     init = doc.get("init")
     init = None if init is None else _choice("init", init, "init")
     fields["init"] = None if init == "nas" else init  # nas is the default: left out of the document
@@ -269,4 +250,12 @@ def parse_genome(doc: Any, **overrides: Any) -> Genome:
         raise GenomeError(
             f"image_size {fields['image_size']} is not divisible by the total downsampling {total} ({how})"
         )
+    # The modules that declare the stages' plugin mixers, whatever the document named: one network, one key.
+    plugins = sorted({p for p in (mixer_spec(s.mixer).plugin for s in stages) if p is not None})
+    fields["plugins"] = tuple(plugins) or None
     return Genome(**fields)
+
+
+def letter_help() -> str:
+    """``C (conv), A (attention), ..., T (transformer_mixer)`` for messages."""
+    return ", ".join(f"{letter} ({name})" for letter, name in mixer_letters().items()) + ", T (transformer_mixer)"

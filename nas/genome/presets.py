@@ -139,3 +139,23 @@ _add(Preset("coatnet_cifar", {"image_size": 32, "num_classes": 10, "stem": "conv
                               "pool": "mean", "position": "relative", "downsample": "pool", "layout": "C-C-T-T",
                               "depths": [1, 1, 2, 1], "dims": [64, 128, 128, 192], "heads": [None, None, 4, 6],
                               "mlp_ratio": 4, "expansion": 4}, _SMALL))
+
+# -- PoolFormer (MetaFormer with pooling as the token mixer) -----------------------------------------
+# Yu et al., Table 1 / sail-sg/poolformer poolformer.py: overlapping patch embedding 7x7/4 (padding 2),
+# 3x3/2 downsampling between stages, GroupNorm(1) norms, MLP ratio 4, layer scale 1e-5 on both residual
+# branches, final norm, global average pooling, linear head; stochastic depth 0.1 (sail-sg/poolformer
+# train.sh for S12 and S24). Published: 12M params, 1.8G MACs (timm's
+# poolformer_s12: 11.9M, 1.8 GMACs). nas's merging puts a GroupNorm before a bias-free conv where
+# PoolFormer's downsampling conv has a bias and no norm (a few hundred parameters apart).
+_POOL = "Yu et al., MetaFormer is Actually What You Need for Vision (CVPR 2022), Table 1 / sail-sg/poolformer"
+for name, depths, dims, params, flops in (
+    ("poolformer_s12", [2, 2, 6, 2], [64, 128, 320, 512], 11.9, 1.8),
+    ("poolformer_s24", [4, 4, 12, 4], [64, 128, 320, 512], 21.4, 3.4),
+):
+    _add(Preset(
+        name=name,
+        genome={"image_size": 224, "num_classes": 1000, "stem": "patch", "patch_size": 4, "overlap": True,
+                "pool": "mean", "position": "none", "downsample": "merge", "layout": "P-P-P-P", "depths": depths,
+                "dims": dims, "mlp_ratio": 4, "layer_scale": 1e-5, "drop_path": 0.1},
+        source=_POOL, params_m=params, flops_g=flops, params_rtol=0.03,
+    ))

@@ -13,49 +13,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Stage", "Genome", "STAGE_FIELDS_BY_MIXER", "ATTENTION_MIXERS", "MIXER_NAMES", "MIXER_LETTERS",
-           "LETTER_OF_MIXER", "layout_of", "shifted_channels"]
-
-# The token mixers a genome may name, in registry order. The builder's registry holds the modules;
-# this tuple is the data-level list so genomes validate without importing torch.
-MIXER_NAMES: tuple[str, ...] = ("attention", "reattention", "shift", "conv")
-# Mixers that compute softmax attention maps (heads apply; positions matter).
-ATTENTION_MIXERS: frozenset[str] = frozenset({"attention", "reattention"})
-# Layout letters of the shorthand; T is resolved to the genome's ``transformer_mixer``.
-MIXER_LETTERS: dict[str, str] = {"C": "conv", "A": "attention", "R": "reattention", "S": "shift"}
-LETTER_OF_MIXER: dict[str, str] = {mixer: letter for letter, mixer in MIXER_LETTERS.items()}
+__all__ = ["Stage", "Genome", "GENOME_FIELDS", "STAGE_FIELDS", "layout_of"]
 
 
 def layout_of(mixers: Iterable[Any]) -> str:
     """The shorthand of the stages' mixers, e.g. ``C-C-A-A`` (``?`` for a name no letter stands for)."""
-    return "-".join(LETTER_OF_MIXER.get(m, "?") for m in mixers)
+    from nas.mixers import letter_of
 
-
-def shifted_channels(shift_ratio: float, dim: int) -> int:
-    """Channels the shift moves per direction: ``floor(gamma * C)`` (ShiftViT). The tolerance keeps a
-    ratio written as ``g / C`` on exactly ``g`` channels despite floating-point rounding."""
-    import math
-
-    return math.floor(shift_ratio * dim + 1e-9)
-
-
-# Per-stage options and the mixers they apply to. A value given for a mixer it does not apply to is
-# dropped, so both spellings of one network canonicalise to the same document.
-STAGE_FIELDS_BY_MIXER: dict[str, frozenset[str]] = {
-    "heads": frozenset({"attention", "reattention"}),
-    "mlp_ratio": frozenset({"attention", "reattention", "shift"}),
-    "shift_ratio": frozenset({"shift"}),
-    "expansion": frozenset({"conv"}),
-    "se_ratio": frozenset({"conv"}),
-    "reattn_norm": frozenset({"reattention"}),
-}
+    return "-".join(letter_of(m) for m in mixers)
 
 
 @dataclass(frozen=True)
 class Stage:
     """One stage: ``depth`` blocks of one token mixer at one width.
 
-    Fields that do not apply to ``mixer`` are ``None`` (see ``STAGE_FIELDS_BY_MIXER``).
+    Fields that do not apply to ``mixer`` are ``None``: each mixer's declaration
+    (:class:`nas.mixers.MixerSpec`) lists the fields it takes. The built-ins' fields have attributes
+    of their own; a plugin mixer's other fields live in ``options`` (sorted ``(name, value)`` pairs,
+    written out flat in the stage's document like any other field).
     """
 
     mixer: str
@@ -67,9 +42,18 @@ class Stage:
     expansion: float | None = None  # MBConv inverted-bottleneck expansion (conv; CoAtNet: 4)
     se_ratio: float | None = None  # squeeze-excitation reduction, of the block input width (conv)
     reattn_norm: str | None = None  # DeepViT: batch (paper's code) | layer (seed's code) | none
+    options: tuple[tuple[str, Any], ...] = ()  # a plugin mixer's own fields, sorted by name
+
+    def value(self, name: str) -> Any:
+        """The stage's value of field ``name`` (an attribute, else an option; ``None`` when it has none)."""
+        if name in _OWN_FIELDS:
+            return getattr(self, name)
+        return dict(self.options).get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        out = {f: getattr(self, f) for f in _OWN_FIELDS if getattr(self, f) is not None}
+        out.update(self.options)
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,6 +84,12 @@ class Genome:
     # before they existed keep their keys.
     norm_eps: float | None = None  # epsilon of every LayerNorm; None: PyTorch's 1e-5 (timm's ViTs use 1e-6)
     init: str | None = None  # None: nas's short-run init; vit | shiftvit | coatnet: the official code's
+    # MetaFormer's macro-structure (PoolFormer, Yu et al. 2022), both left out of the document when unset:
+    overlap: bool | None = None  # overlapping patch embeddings: kernel 2s-1, padding s//2 (7x7/4 stem, 3x3/2 merging)
+    layer_scale: float | None = None  # a learned per-channel scale on each residual branch, starting at this value
+    # The modules that declare the plugin mixers the stages use (None when every mixer is built in), so
+    # any process that parses the genome (a Ray worker, a later `nas build`) can import them first.
+    plugins: tuple[str, ...] | None = None
 
     # -- derived views ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +99,8 @@ class Genome:
             value = getattr(self, f.name)
             if f.name == "stages":
                 out["stages"] = [s.to_dict() for s in value]
+            elif f.name == "plugins" and value is not None:
+                out["plugins"] = list(value)
             elif value is not None:
                 out[f.name] = value
         return out
@@ -153,4 +145,5 @@ class Genome:
 
 
 GENOME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Genome))
-STAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Stage))
+STAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Stage) if f.name != "options")
+_OWN_FIELDS = STAGE_FIELDS

@@ -11,7 +11,6 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from nas.layers.grid import Grid, pool_tokens
-from nas.layers.registry import register_mixer
 
 __all__ = ["Attention", "RelativePositionBias"]
 
@@ -39,15 +38,9 @@ class RelativePositionBias(nn.Module):
         return F.pad(bias, (p, 0, p, 0)) if p else bias  # [heads, N, N]
 
 
-@register_mixer("attention")
 class Attention(nn.Module):
     """``Attention(Norm(x))`` with its own pre-norm; with ``stride=2`` it is CoAtNet's pooled form
-    ``Attention(Pool(Norm(x)))`` whose output has the new width ``dim``."""
-
-    residual = True
-    has_mlp = True
-    mlp_norm = "layer"
-    supports_stride = True
+    ``Attention(Pool(Norm(x)))`` whose output has the new width ``dim`` (declared in :mod:`nas.mixers.builtin`)."""
 
     def __init__(
         self,

@@ -10,7 +10,6 @@ import torch
 from torch import Tensor, nn
 
 from nas.layers.grid import Grid, from_map, split_prefix, to_map
-from nas.layers.registry import register_mixer
 
 __all__ = ["MBConv", "SqueezeExcite"]
 
@@ -29,12 +28,8 @@ class SqueezeExcite(nn.Module):
         return x * torch.sigmoid(self.expand(self.act(self.reduce(s))))
 
 
-@register_mixer("conv")
 class MBConv(nn.Module):
-    residual = True
-    has_mlp = False
-    mlp_norm = "batch"
-    supports_stride = True
+    """Declared in :mod:`nas.mixers.builtin`: residual, its own expansion instead of an MLP, strides itself."""
 
     def __init__(
         self,

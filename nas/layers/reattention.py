@@ -13,12 +13,10 @@ from torch import Tensor, nn
 
 from nas.layers.attention import Attention
 from nas.layers.grid import Grid
-from nas.layers.registry import register_mixer
 
 __all__ = ["ReAttention"]
 
 
-@register_mixer("reattention")
 class ReAttention(Attention):
     def __init__(self, dim: int, *, in_dim: int, grid: Grid, heads: int = 1, reattn_norm: str = "batch", **kw: object) -> None:
         super().__init__(dim, in_dim=in_dim, grid=grid, heads=heads, **kw)

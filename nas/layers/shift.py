@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nas.genome.schema import shifted_channels
+from nas.mixers import shifted_channels
 from nas.layers.grid import Grid, split_prefix
-from nas.layers.registry import register_mixer
 
 __all__ = ["Shift", "shift_map"]
 
@@ -28,12 +27,8 @@ def shift_map(x: Tensor, g: int) -> Tensor:
     return out
 
 
-@register_mixer("shift")
 class Shift(nn.Module):
-    residual = False
-    has_mlp = True
-    mlp_norm = "group"
-    supports_stride = False
+    """Declared in :mod:`nas.mixers.builtin`: no residual around it, a GroupNorm-MLP after it."""
 
     def __init__(self, dim: int, *, grid: Grid, shift_ratio: float = 1 / 12, **_: object) -> None:
         super().__init__()

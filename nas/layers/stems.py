@@ -7,15 +7,26 @@ from torch import Tensor, nn
 from nas.layers.grid import Grid, from_map, split_prefix, to_map
 from nas.layers.norms import make_norm
 
-__all__ = ["PatchStem", "ConvStem", "PatchMerging"]
+__all__ = ["PatchStem", "ConvStem", "PatchMerging", "conv_window"]
+
+
+def conv_window(stride: int, overlap: bool) -> dict[str, int]:
+    """Kernel, stride and padding of a downsampling conv: ``k = s`` (patches), or overlapping ``k = 2s-1``
+    with padding ``s//2``, which keeps the output side at ``side // s`` for every side divisible by ``s``."""
+    if not overlap:
+        return {"kernel_size": stride, "stride": stride, "padding": 0}
+    return {"kernel_size": 2 * stride - 1, "stride": stride, "padding": stride // 2}
 
 
 class PatchStem(nn.Module):
-    """ViT patch embedding: a conv with kernel = stride = patch size (+ optional norm, ShiftViT)."""
+    """ViT patch embedding: a conv with kernel = stride = patch size (+ optional norm, ShiftViT); with
+    ``overlap`` MetaFormer's overlapping one, kernel ``2p-1`` and padding ``p//2`` (PoolFormer: 7x7, stride 4,
+    padding 2), which gives the same grid."""
 
-    def __init__(self, in_channels: int, dim: int, patch_size: int, norm: str | None = None) -> None:
+    def __init__(self, in_channels: int, dim: int, patch_size: int, norm: str | None = None,
+                 overlap: bool = False) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
+        self.proj = nn.Conv2d(in_channels, dim, **conv_window(patch_size, overlap))
         self.norm = make_norm(norm, dim) if norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, HW/p^2, dim]
@@ -37,13 +48,14 @@ class ConvStem(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """Norm, then a 2x2 stride-2 conv without bias (C -> C'); a prefix token gets a linear map."""
+    """Norm, then a 2x2 stride-2 conv without bias (C -> C'); a prefix token gets a linear map. With
+    ``overlap``, a 3x3 stride-2 conv with padding 1 (MetaFormer's downsampling)."""
 
-    def __init__(self, in_dim: int, dim: int, grid: Grid, norm: str) -> None:
+    def __init__(self, in_dim: int, dim: int, grid: Grid, norm: str, overlap: bool = False) -> None:
         super().__init__()
         self.grid = grid
         self.norm = make_norm(norm, in_dim)
-        self.reduction = nn.Conv2d(in_dim, dim, 2, stride=2, bias=False)
+        self.reduction = nn.Conv2d(in_dim, dim, bias=False, **conv_window(2, overlap))
         self.prefix_proj = nn.Linear(in_dim, dim, bias=False) if grid.prefix else None
 
     def forward(self, x: Tensor) -> Tensor:  # [B, P+HW, in_dim] -> [B, P+HW/4, dim]

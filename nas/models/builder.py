@@ -13,21 +13,18 @@ import torch
 from torch import Tensor, nn
 
 from nas.errors import DataError
-from nas.genome import ATTENTION_MIXERS
 from nas.genome.schema import Genome, Stage
 from nas.layers.block import Block
 from nas.layers.grid import Grid
 from nas.layers.norms import make_norm
-from nas.layers.registry import get_mixer
+from nas.layers.registry import get_spec
 from nas.layers.stems import ConvStem, PatchMerging, PatchStem
 
 __all__ = ["VisionNet", "InputShapeError", "build_model"]
 
-_STAGE_OPTIONS = ("heads", "shift_ratio", "expansion", "se_ratio", "reattn_norm")
-
-
 def _mixer_options(stage: Stage) -> dict[str, object]:
-    return {k: getattr(stage, k) for k in _STAGE_OPTIONS if getattr(stage, k) is not None}
+    """The stage's values of its mixer's own fields (as declared), passed to the mixer module."""
+    return get_spec(stage.mixer).options(stage)
 
 
 def _trunc_normal_conv(m: nn.Conv2d) -> None:
@@ -64,11 +61,12 @@ class VisionNet(nn.Module):
         self.input_shape = torch.Size((genome.in_channels, genome.image_size, genome.image_size))  # [C, H, W]
         prefix = 1 if genome.pool == "cls" else 0
         first = genome.stages[0]
-        first_norm = get_mixer(first.mixer).mlp_norm
+        first_norm = get_spec(first.mixer).norm
         if genome.stem == "patch":
             stem_dim = first.dim
             self.stem: nn.Module = PatchStem(
-                genome.in_channels, stem_dim, int(genome.patch_size), first_norm if genome.patch_norm else None
+                genome.in_channels, stem_dim, int(genome.patch_size), first_norm if genome.patch_norm else None,
+                overlap=bool(genome.overlap),
             )
             side = genome.image_size // int(genome.patch_size)
         else:
@@ -88,14 +86,15 @@ class VisionNet(nn.Module):
             layers: list[nn.Module] = []
             stride = 1
             if halves and genome.downsample == "merge":
-                layers.append(PatchMerging(in_dim, stage.dim, grid, get_mixer(stage.mixer).mlp_norm))
+                layers.append(PatchMerging(in_dim, stage.dim, grid, get_spec(stage.mixer).norm, bool(genome.overlap)))
                 grid, in_dim = grid.halved(), stage.dim
             elif halves:
                 stride = 2
             for _ in range(stage.depth):
                 block = Block(
                     stage.mixer, stage.dim, in_dim=in_dim, grid=grid, stride=stride, mlp_ratio=stage.mlp_ratio,
-                    drop_path=rates[block_index], position=genome.position, qkv_bias=genome.qkv_bias,
+                    drop_path=rates[block_index], layer_scale=genome.layer_scale, position=genome.position,
+                    qkv_bias=genome.qkv_bias,
                     **_mixer_options(stage),
                 )
                 layers.append(block)
@@ -104,7 +103,7 @@ class VisionNet(nn.Module):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.grid = grid
-        self.norm = make_norm(get_mixer(genome.stages[-1].mixer).mlp_norm, in_dim)
+        self.norm = make_norm(get_spec(genome.stages[-1].mixer).norm, in_dim)
         # CoAtNet/MaxViT head: a pre-logits Linear + tanh after pooling, then the classifier.
         self.pre_logits: nn.Module = (
             nn.Sequential(nn.Linear(in_dim, genome.head_hidden), nn.Tanh()) if genome.head_hidden else nn.Identity()
@@ -124,7 +123,7 @@ class VisionNet(nn.Module):
         # is only noise on the pixels (quickstart trials with a conv first stage lost 2 to 12 points with
         # it), so there it keeps 0.02.
         # Paper-scale genomes (``init`` set) follow their official code instead: a 0.02 table.
-        if self.pos_embed is not None and self.genome.stages[0].mixer in ATTENTION_MIXERS and not self.genome.init:
+        if self.pos_embed is not None and get_spec(self.genome.stages[0].mixer).attention and not self.genome.init:
             nn.init.normal_(self.pos_embed, std=1.0)
         elif self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -170,7 +169,6 @@ def build_model(genome: Genome) -> VisionNet:
     Raises :class:`nas.errors.GenomeError` when the network is too large to build on this machine
     (see :mod:`nas.models.footprint`).
     """
-    import nas.layers  # noqa: F401  (registers the mixers)
     from nas.models.footprint import check_fits
 
     check_fits(genome)  # a network no device holds is refused before a single module exists

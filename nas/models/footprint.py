@@ -8,9 +8,11 @@ at once, with one line naming the stage or field that makes the network large an
 The estimate is closed-form arithmetic over the stages (never per block, never a tensor), so it
 costs microseconds for any genome:
 
-- parameters: the dominant weights of each block, as :mod:`nas.layers` builds them (attention
-  ``4·D² + 2·τ·D²``, MBConv ``2·E·D + 9·E``, merging ``4·D_in·D``, stems, position table, head);
-  norms and biases are counted as ``O(D)`` terms. It matches the built count within a few percent.
+- parameters: the dominant weights of each block, as :mod:`nas.layers` builds them: each mixer's
+  declared estimate (:attr:`nas.mixers.MixerSpec.estimate`: attention ``4·D²``, MBConv ``2·E·D + 9·E``;
+  a mixer that declares none is built and counted on the meta device), the block's MLP ``2·τ·D²``,
+  merging ``4·D_in·D``, stems, position table, head; norms and biases are counted as ``O(D)`` terms.
+  It matches the built count within a few percent.
 - activations saved for the backward pass, per image: a pre-norm transformer block keeps about
   ``8·N·D + 2·N·τD`` floats plus ``2·H·N²`` for the attention maps (re-attention twice that),
   MBConv about ``6·N·E + 2·N·D`` (Korthikanti et al. 2022, "Reducing Activation Recomputation in
@@ -33,7 +35,8 @@ from dataclasses import dataclass
 
 from nas.errors import GenomeError
 from nas.fields import env_number
-from nas.genome.schema import ATTENTION_MIXERS, Genome
+from nas.genome.schema import Genome, Stage
+from nas.mixers import BlockShape, MixerEstimate, MixerSpec, mixer_spec
 
 __all__ = ["Footprint", "estimate_footprint", "estimate_macs", "memory_limit", "check_fits", "excess", "MAX_BLOCKS",
            "LIMIT_ENV"]
@@ -61,115 +64,128 @@ class Footprint:
         return self.params * FLOAT_BYTES + batch_size * self.act_peak * FLOAT_BYTES
 
 
-def _stage_parts(genome: Genome) -> list[tuple[str, int, int, int]]:
-    """Per part: (label, params, activation floats per image of one block, blocks)."""
-    parts: list[tuple[str, int, int, int]] = []
+@dataclass(frozen=True)
+class _Part:
+    label: str
+    params: int
+    act: int  # activation floats per image of one block
+    blocks: int
+    macs: int  # all blocks together
+
+
+def _field_label(stage: Stage, spec: MixerSpec) -> str:
+    """``depth 2, dim 64, mlp_ratio 4``: the stage's size fields, in the genome's own names."""
+    shown = [f"{f.name} {stage.value(f.name):g}" for f in spec.all_fields
+             if f.kind == "float" and stage.value(f.name) is not None]
+    return ", ".join([f"depth {stage.depth}", f"dim {stage.dim}", *shown])
+
+
+def _block(genome: Genome, stage: Stage, spec: MixerSpec, side: int, prefix: int, in_dim: int,
+           stride: int) -> tuple[int, int, int]:
+    """(params, activation floats, MACs) of one block as the builder makes it (:mod:`nas.layers.block`)."""
+    d = stage.dim
+    params = act = macs = 0
+    out_side = max(1, side // stride)
+    n_out = out_side * out_side + prefix
+    if (stride != 1 or in_dim != d) and in_dim != d:  # the block's Proj(Pool(x)): a Linear in_dim -> dim
+        params += in_dim * d + d
+        macs += n_out * in_dim * d
+    if stride != 1 and not spec.supports_stride:  # the block pools and projects in front of the mixer
+        shape = BlockShape(out_side, out_side, prefix, d, d, 1, genome.position, genome.qkv_bias, spec.options(stage))
+    else:
+        shape = BlockShape(side, side, prefix, in_dim, d, stride, genome.position, genome.qkv_bias, spec.options(stage))
+    mixer = estimate_mixer(spec, shape)
+    params, act, macs = params + mixer.params, act + mixer.activations, macs + mixer.macs
+    if genome.layer_scale:
+        params += d * (int(spec.residual) + int(spec.has_mlp))
+    if spec.has_mlp:
+        hidden = max(1, round(d * float(stage.mlp_ratio or 4.0)))
+        params += 2 * d * hidden + hidden + 3 * d
+        act += 4 * n_out * d + 2 * n_out * hidden
+        macs += 2 * n_out * d * hidden
+    return params, act, macs
+
+
+def estimate_mixer(spec: MixerSpec, shape: BlockShape) -> MixerEstimate:
+    """The declaration's estimate, else a count of the module built and run on the meta device."""
+    if spec.estimate is not None:
+        return spec.estimate(shape)
+    from nas.models.meta import meta_estimate
+
+    return meta_estimate(spec, shape)
+
+
+def _parts(genome: Genome) -> list[_Part]:
+    """The network's parts in the builder's order: stem, per stage (patch merging, blocks), head."""
+    from nas.cost import analytic as cf
+
+    parts: list[_Part] = []
     size, channels = genome.image_size, genome.in_channels
     prefix = 1 if genome.pool == "cls" else 0
     if genome.stem == "patch":
         p = int(genome.patch_size or 1)
+        k = 2 * p - 1 if genome.overlap else p
         side, width = size // p, genome.stages[0].dim
-        stem_params = channels * p * p * width + 3 * width
+        stem_params = channels * k * k * width + 3 * width
         stem_act = channels * size * size + 2 * side * side * width
+        stem_macs = side * side * channels * k * k * width
     else:
         stride = int(genome.stem_stride or 1)
         side, width = size // stride, int(genome.stem_dim or genome.stages[0].dim)
         stem_params = 9 * channels * width + 9 * width * width + 4 * width
         stem_act = channels * size * size + 4 * side * side * width
+        stem_macs = side * side * 9 * (channels + width) * width
     tokens = side * side + prefix
     if genome.position == "absolute":
         stem_params += tokens * width
-    parts.append((f"the stem at image_size {size}", stem_params, stem_act, 1))
+    parts.append(_Part(f"the stem at image_size {size}", stem_params, stem_act, 1, stem_macs))
     in_dim = width
     for i, stage in enumerate(genome.stages):
+        spec = mixer_spec(stage.mixer)
         halves = i > 0 or genome.stem == "conv"
-        d = stage.dim
-        label = f"stages[{i}] (depth {stage.depth}, dim {d}"
-        if halves:
+        d, stride = stage.dim, 1
+        if halves and genome.downsample == "merge":
             side = max(1, side // 2)
-            if genome.downsample == "merge":
-                parts.append((f"stages[{i}] patch merging (dim {d})", 4 * in_dim * d, 2 * side * side * (in_dim + d), 1))
-                in_dim = d
+            window = 9 if genome.overlap else 4
+            parts.append(_Part(f"stages[{i}] patch merging (dim {d})", window * in_dim * d + 2 * in_dim,
+                               2 * side * side * (in_dim + d), 1, side * side * window * in_dim * d))
+            in_dim = d
+        elif halves:
+            stride = 2
+        first = _block(genome, stage, spec, side, prefix, in_dim, stride)
+        side = max(1, side // stride)
+        rest = _block(genome, stage, spec, side, prefix, d, 1) if stage.depth > 1 else (0, 0, 0)
+        params = first[0] + (stage.depth - 1) * rest[0]
+        act = max(first[1], rest[1])
+        macs = first[2] + (stage.depth - 1) * rest[2]
+        label = f"stages[{i}] ({_field_label(stage, spec)})"
         n = side * side + prefix
-        if stage.mixer == "conv":
-            mid = max(1, round(d * float(stage.expansion or 4.0)))
-            label += f", expansion {stage.expansion:g})"
-            first = in_dim * mid + 9 * mid + mid * d + 2 * mid * max(1, int(in_dim * float(stage.se_ratio or 0)))
-            rest = d * mid + 9 * mid + mid * d + 2 * mid * max(1, int(d * float(stage.se_ratio or 0)))
-            params = first + (in_dim * d if in_dim != d else 0) + (stage.depth - 1) * rest
-            act = 6 * n * mid + 2 * n * d
-        else:
-            hidden = max(1, round(d * float(stage.mlp_ratio or 4.0)))
-            label += f", mlp_ratio {stage.mlp_ratio:g})"
-            block = 2 * d * hidden + 6 * d
-            act = 4 * n * d + 2 * n * hidden
-            if stage.mixer in ATTENTION_MIXERS:
-                heads = int(stage.heads or 1)
-                block += 4 * d * d + heads * heads
-                if genome.position == "relative":
-                    block += (2 * side - 1) ** 2 * heads
-                act += 4 * n * d + 2 * heads * n * n * (2 if stage.mixer == "reattention" else 1)
-            params = stage.depth * block + (in_dim * d if in_dim != d else 0)
         if act * stage.depth * FLOAT_BYTES > params * TRAIN_BYTES_PER_PARAM:  # the tokens make it large
-            label += f" on {n:,} tokens (image_size {size})"
-        parts.append((label, params, act, stage.depth))
+            label = f"{label[:-1]} on {n:,} tokens (image_size {size}))"
+        parts.append(_Part(label, params, act, stage.depth, macs))
         in_dim = d
     hidden = genome.head_hidden
     head = (in_dim * hidden + hidden * genome.num_classes) if hidden else in_dim * genome.num_classes
-    parts.append((f"the head (num_classes {genome.num_classes})", head + 2 * in_dim, 0, 1))
+    parts.append(_Part(f"the head (num_classes {genome.num_classes})", head + 2 * in_dim, 0, 1,
+                       cf.head_macs(in_dim, genome.num_classes, hidden)))
     return parts
 
 
 def estimate_footprint(genome: Genome) -> Footprint:
     """Closed-form parameter and activation estimate of ``genome`` (see the module docstring)."""
-    parts = _stage_parts(genome)
-    params = sum(p for _, p, _, _ in parts)
-    act_total = sum(a * blocks for _, _, a, blocks in parts)
-    act_peak = max(a for _, _, a, _ in parts)
+    parts = _parts(genome)
+    params = sum(p.params for p in parts)
+    act_total = sum(p.act * p.blocks for p in parts)
+    act_peak = max(p.act for p in parts)
     # The part that weighs most in a training run names the field to change.
-    largest = max(parts, key=lambda part: part[1] * TRAIN_BYTES_PER_PARAM + part[2] * part[3] * FLOAT_BYTES)[0]
+    largest = max(parts, key=lambda p: p.params * TRAIN_BYTES_PER_PARAM + p.act * p.blocks * FLOAT_BYTES).label
     return Footprint(params=params, act_total=act_total, act_peak=act_peak, largest=largest)
 
 
 def estimate_macs(genome: Genome) -> int:
-    """Closed-form MACs per image from :mod:`nas.cost.analytic` (the formulas the traced count is tested
-    against), for genomes too large to build and trace; patch merging is counted as its 2x2 conv."""
-    from nas.cost import analytic as cf
-
-    prefix = 1 if genome.pool == "cls" else 0
-    if genome.stem == "patch":
-        p = int(genome.patch_size or 1)
-        side, in_dim = genome.image_size // p, genome.stages[0].dim
-        total = cf.patch_embed_macs(genome.image_size, p, genome.in_channels, in_dim)
-    else:
-        stride = int(genome.stem_stride or 1)
-        side, in_dim = genome.image_size // stride, int(genome.stem_dim or genome.stages[0].dim)
-        total = side * side * 9 * (genome.in_channels + in_dim) * in_dim
-    for i, stage in enumerate(genome.stages):
-        d = stage.dim
-        halves = i > 0 or genome.stem == "conv"
-        if stage.mixer == "conv":
-            exp, se = float(stage.expansion or 4.0), float(stage.se_ratio or 0.0)
-            stride = 2 if halves and genome.downsample == "pool" else 1
-            if halves and genome.downsample == "merge":
-                side = max(1, side // 2)
-                total += side * side * 4 * in_dim * d
-                in_dim = d
-            total += cf.mbconv_macs(side, in_dim, d, expansion=exp, se_ratio=se, stride=stride)
-            side = max(1, side // stride)
-            total += (stage.depth - 1) * cf.mbconv_macs(side, d, d, expansion=exp, se_ratio=se)
-        else:
-            if halves:
-                side = max(1, side // 2)
-                total += side * side * 4 * in_dim * d
-            n, tau = side * side + prefix, float(stage.mlp_ratio or 4.0)
-            if stage.mixer == "shift":
-                block = cf.mlp_macs(n, d, tau)
-            else:
-                block = cf.attention_block_macs(n, d, tau, int(stage.heads or 1), stage.mixer == "reattention")
-            total += stage.depth * block
-        in_dim = d
-    return int(total + cf.head_macs(in_dim, genome.num_classes, genome.head_hidden))
+    """MACs per image from the same walk over the network (each mixer's declared estimate, the block's MLP
+    and projections, stems, merging and head), for genomes too large to build and trace."""
+    return int(sum(p.macs for p in _parts(genome)))
 
 
 def excess(genome: Genome, *, batch_size: int = 1, training: bool = False, device: str | None = None) -> float:

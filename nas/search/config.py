@@ -42,7 +42,7 @@ ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 MOASHA_SELECTIONS = ("epsnet", "crowding")  # MO-ASHA's tie-breaks within a front (nas.search.moasha)
 MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet"}
 PRESCREEN_FIELDS = ("proxy", "keep")
-FIELDS = ("name", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
+FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
           "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path",
           "strategy")
@@ -76,6 +76,7 @@ class StudyConfig:
     grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
     storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
     strategy: Any = None  # None: multi-trial (every architecture trained); else nas.supernet.OneShotConfig
+    plugins: tuple[str, ...] = ()  # modules that declare mixers (imported before the space is read)
 
     # -- documents ---------------------------------------------------------------------------------
     @classmethod
@@ -97,6 +98,8 @@ class StudyConfig:
             "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
             "storage_path": self.storage_path, **_strategy_doc(self.strategy),
+            "storage_path": self.storage_path,
+            **({"plugins": list(self.plugins)} if self.plugins else {}),
         }
 
     # -- derived -----------------------------------------------------------------------------------
@@ -224,6 +227,10 @@ class _Validator(Validator):
         name = doc.get("name")
         if not isinstance(name, str) or not NAME.match(name):
             raise self.error(f"name must be letters, digits, '_', '.' or '-' (it names a directory), got {show(name)}")
+        from nas.mixers import load_plugins, parse_plugin_list
+
+        plugins = parse_plugin_list(f"{self.label}: plugins", doc.get("plugins"), error=ConfigError)
+        load_plugins(plugins, where=self.label, error=ConfigError)  # before the space that may name their mixers
         objectives = self.objectives(doc["objectives"])
         budget = self.budget(doc.get("budget"))
         default_sampler = "nsga2" if len(objectives) > 1 else "tpe"
@@ -243,7 +250,7 @@ class _Validator(Validator):
             prescreen=self.prescreen(doc.get("prescreen")),
             retry_failed=self.flag("retry_failed", doc.get("retry_failed", False)),
             **self.heartbeat(doc.get("heartbeat_interval", 5.0), doc.get("grace_period", 30.0)),
-            storage_path=self.storage_path(doc.get("storage_path")),
+            storage_path=self.storage_path(doc.get("storage_path")), plugins=plugins,
             strategy=self.strategy(doc.get("strategy"), objectives, budget, doc.get("scheduler"), doc.get("prescreen")),
         )
 

@@ -67,6 +67,8 @@ def _cost(genome: Any, ctx: TrialContext, device: str) -> dict[str, Any]:
             print(f"warning: {cache.describe_problems()}", file=sys.stderr)
     report = _COST_CACHES[path].get_or_compute(genome)
     out: dict[str, Any] = {"params": int(report.params), "flops": int(report.flops), "flops_unit": report.unit}
+    if report.uncounted_arithmetic:  # ops no handle counts (a plugin's FFT, say): never a silent zero
+        out["flops_uncounted"] = dict(report.uncounted_arithmetic)
     if ctx.needs_latency:
         from nas.cost import measure_latency
 
@@ -113,11 +115,25 @@ def _node() -> dict[str, Any]:
     return {}
 
 
+def _versions(config: Mapping[str, Any]) -> dict[str, str]:
+    """Library versions, and the version of each plugin module the trial's genome names."""
+    plugins = (config.get("genome") or {}).get("plugins") or ()
+    if not plugins:
+        return library_versions()
+    from nas.mixers import load_plugins, plugin_versions
+
+    try:
+        load_plugins(plugins)
+    except Exception:  # noqa: BLE001 - provenance only; the genome's parse reports it
+        return library_versions()
+    return {**library_versions(), **{f"plugin {m}": v for m, v in plugin_versions(plugins).items()}}
+
+
 def run_trial(config: Mapping[str, Any], ctx: TrialContext, report: Report) -> dict[str, Any]:
     """Run one trial and report; returns the final report. Never raises for a trial's own failure."""
     start = time.perf_counter()
     report = _stamped(report)
-    base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": library_versions(),
+    base: dict[str, Any] = {"key": config.get("key"), "seed": ctx.seed, "versions": _versions(config),
                             **_node()}
     if config.get("duplicate_of_running"):  # the searcher hands this trial the original's outcome
         final = {**base, "status": "duplicate", "final": True, "duration_s": time.perf_counter() - start,

@@ -18,7 +18,7 @@ from nas.proxy.registry import PROXIES
 __all__ = ["Outcome", "classify_result", "trial_record", "trials_frame", "METRIC_KEYS", "COST_KEYS", "PROXY_KEYS"]
 
 METRIC_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss", "img_per_s", "epochs", "elapsed_s")
-COST_KEYS = ("params", "flops", "flops_unit", "latency_ms")
+COST_KEYS = ("params", "flops", "flops_unit", "flops_uncounted", "latency_ms")
 PROXY_KEYS = tuple(f"proxy_{name}" for name in PROXIES)  # zero-cost proxy scores (objectives, pre-screening)
 
 
@@ -73,7 +73,8 @@ def classify_result(result: dict[str, Any] | None, error: bool, objectives: list
 
 # Result keys stored as user attributes of the Optuna trial (JSON-serialisable).
 _STORED = (
-    "genome", "key", "params", "flops", "flops_unit", "latency_ms", "violations", "val_acc", "val_loss", "train_acc",
+    "genome", "key", "params", "flops", "flops_unit", "flops_uncounted", "latency_ms", "violations", "val_acc",
+    "val_loss", "train_acc",
     "train_loss", "img_per_s", "epochs", "epoch", "elapsed_s", "history", "device", "seed", "versions", "duration_s",
     "reused_from", "error", "checkpoint", "sampler_values", "sampler_violation", "estimated_cost", *PROXY_KEYS,
     # where the trial ran: Ray's GPU assignment, a fallback's reason, process and wall-clock span
@@ -107,8 +108,9 @@ def trial_record(trial: FrozenTrial, objectives: list[str] | None = None) -> dic
 def _layout(genome: dict[str, Any] | None) -> str | None:
     if not genome:
         return None
-    letters = {"conv": "C", "attention": "A", "reattention": "R", "shift": "S"}
-    return "-".join(letters.get(s.get("mixer"), "?") for s in genome.get("stages", []))
+    from nas.genome.schema import layout_of
+
+    return layout_of(s.get("mixer") for s in genome.get("stages", []))
 
 
 def trials_frame(study: optuna.Study, objectives: list[str] | None = None) -> pd.DataFrame:

@@ -86,6 +86,12 @@ def prepare_study(config: Any, study_dir: Path) -> optuna.Study:
     study.set_user_attr("objectives", list(config.objectives))
     study.set_user_attr("directions", config.directions())
     study.set_user_attr("config", config.to_dict())
+    from nas.mixers import plugin_versions
+
+    config.load_space()  # imports the space's plugins too
+    versions = plugin_versions()
+    if versions:  # provenance: which plugin modules (and versions) declared the mixers this study may use
+        study.set_user_attr("plugins", versions)
     from nas.search.claims import KeyClaims, engine_of
     from nas.search.heartbeat import fail_stale
 
@@ -193,6 +199,9 @@ def init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    env = plugin_runtime_env()
+    if env:
+        kwargs["runtime_env"] = env
     if address in (None, "", "local"):
         kwargs.update(address="local", include_dashboard=False)
     else:
@@ -202,6 +211,20 @@ def init_ray(address: str | None) -> bool:
     except Exception as exc:
         raise ConfigError(f"ray_address {address!r}: cannot start or reach Ray: {type(exc).__name__}: {exc}") from None
     return True
+
+
+def plugin_runtime_env() -> dict[str, Any] | None:
+    """Ray's ``runtime_env`` that lets every worker, on any node, import the plugins this driver imported
+    from folders outside the installed packages (a genome names its plugins; workers import them when
+    they parse it). The folders must be reachable at the same path on every node, as the study folder is;
+    installed plugins need nothing."""
+    from nas.mixers import plugin_paths
+
+    paths = plugin_paths()
+    if not paths:
+        return None
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths + current))}}
 
 
 def _sampler(config: Any, study: optuna.Study, rank: int = 0) -> optuna.samplers.BaseSampler:

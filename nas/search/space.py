@@ -28,8 +28,8 @@ only for stages with these mixers). A stage parameter may also be a list of such
 Optuna names: stage parameters are ``s{i}.{name}``, tied ones and everything else ``{name}``. Each
 name always carries the same distribution, because Optuna's samplers model one distribution per name.
 Stage parameters that do not apply to a stage's mixer (heads for shift or conv, shift_ratio outside
-shift, expansion outside conv; see ``STAGE_FIELDS_BY_MIXER``) are never sampled for it, so a trial's
-params hold only what shaped its genome.
+shift, expansion outside conv; each mixer's declaration in :mod:`nas.mixers` lists its fields) are never
+sampled for it, so a trial's params hold only what shaped its genome.
 
 Why the space is validated at load rather than sampled-then-rejected: rejected trials waste a
 sampler's budget and teach it nothing, and a constraint such as ``dim % heads == 0`` cannot be
@@ -61,15 +61,35 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from nas import fields
 from nas.errors import ConfigError, GenomeError, closest
 from nas.genome.io import read_document
-from nas.genome.parse import STAGE_DEFAULTS, layout_letters, parse_genome
-from nas.genome.schema import ATTENTION_MIXERS, GENOME_FIELDS, MIXER_LETTERS, MIXER_NAMES, STAGE_FIELDS_BY_MIXER, Genome
+from nas.genome.parse import layout_letters, letter_help, parse_genome
+from nas.genome.schema import GENOME_FIELDS, Genome
+from nas.mixers import (
+    DEFAULT_TRANSFORMER_MIXER,
+    attention_mixers,
+    load_plugins,
+    mixer_letters,
+    mixer_names,
+    mixers_with_field,
+    parse_plugin_list,
+    stage_field,
+    stage_field_names,
+)
 
 __all__ = ["Param", "SearchSpace", "load_space"]
 
-SPACE_KEYS = ("name", "description", "fixed", "global", "num_stages", "layout", "transformer_mixer", "stage")
-TOP_FIELDS = tuple(f for f in GENOME_FIELDS if f != "stages")
-OPTIONAL_STAGE = tuple(STAGE_FIELDS_BY_MIXER)  # heads, mlp_ratio, shift_ratio, expansion, se_ratio, reattn_norm
-STAGE_KEYS = ("mixer", "depth", "dim", "dim_growth") + OPTIONAL_STAGE
+SPACE_KEYS = ("name", "description", "plugins", "fixed", "global", "num_stages", "layout", "transformer_mixer",
+              "stage")
+TOP_FIELDS = tuple(f for f in GENOME_FIELDS if f not in ("stages", "plugins"))
+BASE_STAGE_KEYS = ("mixer", "depth", "dim", "dim_growth")
+
+
+def optional_stage() -> tuple[str, ...]:
+    """Stage fields of the declared mixers (heads, mlp_ratio, shift_ratio, ..., and plugins' own)."""
+    return stage_field_names()
+
+
+def stage_keys() -> tuple[str, ...]:
+    return BASE_STAGE_KEYS + optional_stage()
 SPEC_KEYS = ("choices", "int", "float", "step", "log", "tied", "when")
 MAX_FLOAT = 1e12  # a float parameter's bounds: ratios and rates, never near this
 _PROBE_DIM = 4096  # width of the stage that probes a value (wide, so that any shift ratio > 1/4096 shifts a channel)
@@ -165,13 +185,14 @@ def parse_param(label: str, where: str, raw: Any, *, stage: bool = False, allow_
         raise fail(f"tied must be true or false, got {fields.show(tied)}")
     if when is not None:
         if not allow_when:
-            raise fail(f"when applies to {', '.join(STAGE_FIELDS_BY_MIXER)} only")
+            raise fail(f"when applies to {', '.join(optional_stage())} only")
         if not isinstance(when, list) or not when:
             raise fail(f"when must be a non-empty list of mixers, got {fields.show(when)}")
+        names = mixer_names()
         for m in when:
-            if m not in MIXER_NAMES:
-                raise fail(f"unknown mixer {fields.show(m)} in when{closest(str(m), MIXER_NAMES)}; "
-                           f"allowed: {', '.join(MIXER_NAMES)}")
+            if m not in names:
+                raise fail(f"unknown mixer {fields.show(m)} in when{closest(str(m), names)}; "
+                           f"allowed: {', '.join(names)}")
         when = frozenset(when)
     common = {"tied": tied, "when": when}
     if kind == "choices":
@@ -226,6 +247,7 @@ class SearchSpace:
     max_stages: int
     description: str = ""
     document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    plugins: tuple[str, ...] = ()  # modules that declare mixers the space may use
 
     # -- sampling --------------------------------------------------------------------------------
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -236,7 +258,8 @@ class SearchSpace:
         if self.layout is not None:
             letters = _letters(self.layout.suggest(trial, "layout"))
             t_mixer = self.transformer_mixer.suggest(trial, "transformer_mixer") if "T" in letters else None
-            mixers: list[str] | None = [t_mixer if c == "T" else MIXER_LETTERS[c] for c in letters]
+            letter_map = mixer_letters()
+            mixers: list[str] | None = [t_mixer if c == "T" else letter_map[c] for c in letters]
             n = len(letters)
         else:
             assert self.num_stages is not None
@@ -259,7 +282,7 @@ class SearchSpace:
                 stage["dim"] = stages[-1]["dim"] * value("dim_growth", i)
             else:
                 stage["dim"] = value("dim", i)
-            for name in OPTIONAL_STAGE:
+            for name in optional_stage():
                 if name in self.stage and _applies(name, self.stage[name][i], mixer):
                     stage[name] = value(name, i)
             stages.append(stage)
@@ -317,7 +340,7 @@ class SearchSpace:
         for v in self.layout.values() or ():
             letters = _letters(v)
             if i < len(letters):
-                out |= set(self.transformer_mixer.values() or ()) if letters[i] == "T" else {MIXER_LETTERS[letters[i]]}
+                out |= set(self.transformer_mixer.values() or ()) if letters[i] == "T" else {mixer_letters()[letters[i]]}
         return out
 
     def _named_params(self) -> list[tuple[str, Param, str]]:
@@ -336,7 +359,7 @@ class SearchSpace:
                 if name == "dim" and "dim_growth" in self.stage and i > 0 or name == "dim_growth" and i == 0:
                     continue
                 when = f"stage {i} exists" if i else "always"
-                if name in STAGE_FIELDS_BY_MIXER:
+                if name in optional_stage():
                     usable = sorted(m for m in mixers if _applies(name, p, m))
                     if not usable:
                         continue
@@ -407,7 +430,7 @@ def _letters(layout: Any) -> list[str]:
 
 
 def _applies(name: str, p: Param, mixer: str) -> bool:
-    return mixer in STAGE_FIELDS_BY_MIXER[name] and (p.when is None or mixer in p.when)
+    return mixer in mixers_with_field(name) and (p.when is None or mixer in p.when)
 
 
 class _Loader:
@@ -427,13 +450,15 @@ class _Loader:
         for key in doc:
             if key not in known:
                 hint = closest(str(key), known)
-                if where == "fixed" and key in STAGE_KEYS:
+                if where == "fixed" and key in stage_keys():
                     hint += "; stage fields belong under stage:"
                 raise self.error(f"unknown {what} {fields.show(key)} in {where}{hint}; allowed: {', '.join(known)}")
         return doc
 
     def load(self, name: str) -> SearchSpace:
         doc = self.keys("the file", self.doc, SPACE_KEYS)
+        plugins = parse_plugin_list(f"search space {self.label}: plugins", doc.get("plugins"), error=ConfigError)
+        load_plugins(plugins, where=f"search space {self.label}", error=ConfigError)
         fixed = dict(self.keys("fixed", doc.get("fixed"), TOP_FIELDS, "genome field"))
         raw_globals = self.keys("global", doc.get("global"), TOP_FIELDS, "genome field")
         globals_ = {k: parse_param(self.label, f"global.{k}", v) for k, v in raw_globals.items()}
@@ -452,16 +477,16 @@ class _Loader:
             counts = self.int_values("num_stages", num_stages, minimum=1)
         if doc.get("transformer_mixer") is not None and not has_layout:
             raise self.error("transformer_mixer applies to layout only (with num_stages, search stage.mixer)")
-        t_mixer = parse_param(self.label, "transformer_mixer", doc.get("transformer_mixer", "attention"))
+        t_mixer = parse_param(self.label, "transformer_mixer", doc.get("transformer_mixer", DEFAULT_TRANSFORMER_MIXER))
         for v in self.choice_values(t_mixer):
-            if v not in ATTENTION_MIXERS:
+            if v not in attention_mixers():
                 raise self.error(f"parameter 'transformer_mixer': got {fields.show(v)}; "
-                                 f"allowed: {', '.join(sorted(ATTENTION_MIXERS))}")
+                                 f"allowed: {', '.join(sorted(attention_mixers()))}")
         max_stages = max(counts)
         stage = self.parse_stage(doc.get("stage"), max_stages, has_layout)
         space = SearchSpace(name=name, label=self.label, fixed=fixed, globals=globals_, num_stages=num_stages,
                             layout=layout, transformer_mixer=t_mixer, stage=stage, max_stages=max_stages,
-                            description=str(doc.get("description", "")), document=dict(self.doc))
+                            description=str(doc.get("description", "")), document=dict(self.doc), plugins=plugins)
         self.check(space, sorted(set(counts)))
         return space
 
@@ -472,10 +497,10 @@ class _Loader:
                 letters = layout_letters(v)
             except GenomeError:
                 letters = []
-            bad = [c for c in letters if c not in MIXER_LETTERS and c != "T"]
+            bad = [c for c in letters if c not in mixer_letters() and c != "T"]
             if not letters or bad:
-                raise self.error(f"parameter 'layout': got {fields.show(v)}; a layout is letters C (conv), A (attention), "
-                                 f"R (reattention), S (shift), T (transformer_mixer) joined by '-', e.g. 'C-C-T-T'")
+                raise self.error(f"parameter 'layout': got {fields.show(v)}; a layout is letters {letter_help()} "
+                                 f"joined by '-', e.g. 'C-C-T-T'")
             counts.append(len(letters))
         return counts
 
@@ -494,7 +519,7 @@ class _Loader:
     def parse_stage(self, raw: Any, n: int, has_layout: bool) -> dict[str, tuple[Param, ...]]:
         if raw is None:
             raise self.error("stage is missing: give at least stage.depth and stage.dim")
-        raw = self.keys("stage", raw, STAGE_KEYS, "stage parameter")
+        raw = self.keys("stage", raw, stage_keys(), "stage parameter")
         required = ("depth", "dim") if has_layout else ("mixer", "depth", "dim")
         for key in required:
             if key not in raw:
@@ -503,7 +528,7 @@ class _Loader:
             raise self.error("parameter 'stage.mixer': the layout already fixes each stage's mixer; remove one of them")
         out: dict[str, tuple[Param, ...]] = {}
         for name, spec in raw.items():
-            allow_when = name in STAGE_FIELDS_BY_MIXER
+            allow_when = name in optional_stage()
             if isinstance(spec, list):
                 if len(spec) != n:
                     raise self.error(f"parameter 'stage.{name}': a per-stage list needs {n} entries (the largest "
@@ -516,17 +541,19 @@ class _Loader:
                 p = parse_param(self.label, f"stage.{name}", spec, stage=True, allow_when=allow_when)
                 params = (p,) * n
             for p in params:
-                if p.when is not None and not p.when <= STAGE_FIELDS_BY_MIXER[name]:
-                    extra = sorted(p.when - STAGE_FIELDS_BY_MIXER[name])
+                if p.when is not None and not p.when <= mixers_with_field(name):
+                    extra = sorted(p.when - mixers_with_field(name))
                     raise self.error(f"parameter {p.where!r}: when lists {', '.join(extra)} but {name} applies only "
-                                     f"to {', '.join(sorted(STAGE_FIELDS_BY_MIXER[name]))}")
+                                     f"to {', '.join(sorted(mixers_with_field(name)))}")
             if name == "mixer":
                 for p in params:
+                    names = mixer_names()
                     for m in self.choice_values(p):
-                        if m not in MIXER_NAMES:
-                            hint = closest(str(m), MIXER_NAMES)
+                        if m not in names:
+                            hint = closest(str(m), names)
                             raise self.error(f"parameter {p.where!r}: unknown mixer {fields.show(m)}{hint}; "
-                                             f"allowed: {', '.join(MIXER_NAMES)}")
+                                             f"allowed: {', '.join(names)} (a plugin's mixer needs plugins: "
+                                             f"[its module])")
             out[name] = params
         return out
 
@@ -535,7 +562,7 @@ class _Loader:
         base = dict(space.fixed)
         for k, p in space.globals.items():
             base[k] = p.values()[0] if p.values() else p.low
-        probe = {"mixer": "attention", "depth": 1, "dim": 64, "heads": 1}  # valid under every pool
+        probe = {"mixer": DEFAULT_TRANSFORMER_MIXER, "depth": 1, "dim": 64, "heads": 1}  # valid under every pool
         try:
             parse_genome({**base, "stages": [probe]})
         except GenomeError as exc:
@@ -563,12 +590,13 @@ class _Loader:
         if space.layout is not None:
             for v in space.layout.values():
                 last = _letters(v)[-1]
-                if last != "T" and MIXER_LETTERS[last] not in ATTENTION_MIXERS:
+                if last != "T" and mixer_letters()[last] not in attention_mixers():
+                    ends = ", ".join(sorted(s for s, m in mixer_letters().items() if m in attention_mixers()))
                     raise self.error(f"{where} 'cls' needs every network to end on attention, but layout {fields.show(v)} ends "
-                                     f"on {MIXER_LETTERS[last]}; use pool: mean or end the layouts on A, R or T")
+                                     f"on {mixer_letters()[last]}; use pool: mean or end the layouts on {ends} or T")
             return
         for n in counts:
-            bad = sorted(space.mixers_at(n - 1) - ATTENTION_MIXERS)
+            bad = sorted(space.mixers_at(n - 1) - attention_mixers())
             if bad:
                 raise self.error(f"{where} 'cls' needs every network to end on attention, but with {n} stage(s) "
                                  f"stage {n - 1} can be {', '.join(bad)}; use pool: mean or restrict that mixer")
@@ -599,7 +627,7 @@ class _Loader:
             return
         if name in ("depth", "dim"):
             self.int_values(p.where, p, minimum=1)
-        usable = [m for m in MIXER_NAMES if name not in STAGE_FIELDS_BY_MIXER or _applies(name, p, m)]
+        usable = [m for m in mixer_names() if name not in optional_stage() or _applies(name, p, m)]
         mixer = next((m for m in usable if m in mixers), usable[0])
         for v in p.probe_values():
             stage = {"mixer": mixer, "depth": 1, "dim": _PROBE_DIM, name: v}
@@ -619,12 +647,13 @@ class _Loader:
 
     def check_heads(self, space: SearchSpace, i: int, mixers: set[str], dims: set[int]) -> None:
         p = space.stage.get("heads", (None,) * space.max_stages)[i]
-        for mixer in sorted(mixers & ATTENTION_MIXERS):
+        for mixer in sorted(mixers & mixers_with_field("heads")):
             sampled = p is not None and _applies("heads", p, mixer)
             if sampled and p.values() is None:
                 raise self.error(f"parameter {p.where!r}: heads must be a constant, choices or int, got {p}")
+            default = stage_field("heads", mixer)
             for d in sorted(dims):
-                for h in (p.values() if sampled else [max(1, d // 64)]):
+                for h in (p.values() if sampled else [default.default_for(d)]):
                     if d % h:
                         where = p.where if sampled else "stage.heads"
                         how = "" if sampled else f" (the default heads of dim {d} is {h}; search or fix heads)"
@@ -633,13 +662,14 @@ class _Loader:
                                          f"heads choice")
 
     def check_shift(self, space: SearchSpace, i: int, mixers: set[str], dims: set[int]) -> None:
-        if "shift" not in mixers:
+        shifting = sorted(mixers & mixers_with_field("shift_ratio"))
+        if not shifting:
             return
         p = space.stage.get("shift_ratio", (None,) * space.max_stages)[i]
-        if p is not None and _applies("shift_ratio", p, "shift"):
+        if p is not None and _applies("shift_ratio", p, shifting[0]):
             ratio = min(number(self.label, p.where, v) for v in p.probe_values())
         else:
-            ratio = STAGE_DEFAULTS["shift_ratio"]
+            ratio = stage_field("shift_ratio", shifting[0]).default_for(min(dims))
         d = min(dims)
         if int(ratio * d) < 1:
             where = p.where if p is not None else "stage.shift_ratio"

@@ -10,7 +10,7 @@ mixer must declare for that is small, and declared here only:
 - ``fixed``: stage options that change a block's *structure* rather than its sizes (DeepViT's head
   norm kind; a squeeze-excitation ratio, which may turn SE off), so a space must hold them constant.
 
-The shift has no weights at all: its entry is empty, and its block's MLP is entangled like any other's.
+The shift, pooling and identity mixers have no weights at all: its entry is empty, and its block's MLP is entangled like any other's.
 A mixer missing from the table cannot sit in a one-shot space (a clear error names the known ones).
 """
 from __future__ import annotations
@@ -38,6 +38,8 @@ ENTANGLED: dict[str, Entangled] = {
     "reattention": Entangled(parts=_QKV, fixed=("reattn_norm",)),  # theta [H, H] and the head norm: leading slices
     "shift": Entangled(),  # zero parameters (ShiftViT); the block's MLP is sliced like every block's
     "conv": Entangled(fixed=("se_ratio",)),  # expand/dw/SE/project: leading slices of the widest MBConv
+    "pool": Entangled(),  # PoolFormer's average pooling: no weights of its own
+    "identity": Entangled(),  # MetaFormer's identity mixer: no weights of its own
 }
 
 

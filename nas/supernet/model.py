@@ -27,13 +27,13 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from nas.errors import ConfigError
-from nas.genome import ATTENTION_MIXERS, Genome
-from nas.genome.schema import STAGE_FIELDS_BY_MIXER
+from nas.genome import Genome
 from nas.layers.block import Block
 from nas.layers.grid import Grid
 from nas.layers.norms import make_norm
-from nas.layers.registry import get_mixer
+from nas.layers.registry import get_spec
 from nas.layers.stems import PatchMerging, PatchStem
+from nas.mixers.spec import MLP_RATIO
 from nas.supernet.entangled import entangled
 from nas.supernet.slicing import take
 
@@ -43,8 +43,8 @@ _SKELETON_CACHE = 512  # meta builds kept per process (a few kB each)
 
 
 def norm_kind(mixer: str) -> str:
-    """The norm a mixer's stage uses around it (its block contract's ``mlp_norm``)."""
-    return str(get_mixer(mixer).mlp_norm)
+    """The norm a mixer's stage uses around it (its declaration's ``norm``)."""
+    return str(get_spec(mixer).norm)
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,21 @@ def skeleton_of(space: Any, fixed: dict[str, Any] | None = None) -> Skeleton:
         at = tuple(sorted(space.mixers_at(i)))
         per: dict[str, dict[str, Any]] = {}
         for mixer in at:
-            entry = entangled(mixer)
+            entry, spec = entangled(mixer), get_spec(mixer)
+            fields = list(spec.fields) + ([MLP_RATIO] if spec.has_mlp else [])
             opts: dict[str, Any] = {}
-            for name, applies in STAGE_FIELDS_BY_MIXER.items():
-                if mixer not in applies:
+            for f in fields:
+                if f.name not in space.stage:  # the declaration's default: constant, or grows with the width
+                    opts[f.name] = f.default(max(dims[i])) if callable(f.default) else f.default
                     continue
-                if name not in space.stage:
-                    opts[name] = None  # the genome default: constant
-                    continue
-                values = _values(space.stage[name][i])
-                if name in entry.fixed:
+                values = _values(space.stage[f.name][i])
+                if f.name in entry.fixed:
                     if len(set(map(repr, values))) > 1:
-                        raise ConfigError(f"{label}: stage.{name} is searched ({values}); a {mixer} block's "
+                        raise ConfigError(f"{label}: stage.{f.name} is searched ({values}); a {mixer} block's "
                                           f"structure depends on it, so a one-shot space must fix it")
-                    opts[name] = values[0]
+                    opts[f.name] = values[0]
                 else:
-                    opts[name] = max(values)
+                    opts[f.name] = max(values)
             per[mixer] = opts
         mixers.append(at)
         options.append(per)
@@ -131,10 +130,8 @@ def skeleton_of(space: Any, fixed: dict[str, Any] | None = None) -> Skeleton:
 
 
 def _stage_options(opts: dict[str, Any]) -> dict[str, Any]:
-    from nas.genome.parse import STAGE_DEFAULTS
-
-    out = {k: (STAGE_DEFAULTS.get(k) if v is None else v) for k, v in opts.items() if k != "mlp_ratio"}
-    return {k: v for k, v in out.items() if v is not None}
+    """The largest block's module options (its declared fields; the MLP ratio goes to the block)."""
+    return {k: v for k, v in opts.items() if k != "mlp_ratio" and v is not None}
 
 
 class Supernet(nn.Module):
@@ -142,14 +139,12 @@ class Supernet(nn.Module):
 
     def __init__(self, skeleton: Skeleton) -> None:
         super().__init__()
-        from nas.genome.parse import STAGE_DEFAULTS
-
         self.skeleton = sk = skeleton
         top = sk.top
         prefix = 1 if top["pool"] == "cls" else 0
         side = top["image_size"] // top["patch_size"]
         kinds0 = sorted({norm_kind(m) for m in sk.mixers[0]})
-        self.stem = PatchStem(top["in_channels"], sk.dim[0], top["patch_size"], None)
+        self.stem = PatchStem(top["in_channels"], sk.dim[0], top["patch_size"], None, overlap=bool(top.get("overlap")))
         self.stem_norms = nn.ModuleDict({k: make_norm(k, sk.dim[0]) for k in kinds0}) if top.get("patch_norm") else None
         grid = Grid(side, side, prefix)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, sk.dim[0])) if prefix else None
@@ -160,14 +155,15 @@ class Supernet(nn.Module):
         for i in range(sk.stages):
             if i > 0:
                 kinds = sorted({norm_kind(m) for m in sk.mixers[i]})
-                merges.append(nn.ModuleDict({k: PatchMerging(sk.dim[i - 1], sk.dim[i], grid, k) for k in kinds}))
+                merges.append(nn.ModuleDict({k: PatchMerging(sk.dim[i - 1], sk.dim[i], grid, k, bool(top.get("overlap")))
+                                             for k in kinds}))
                 grid = grid.halved()
             stage = []
             for _ in range(sk.depth[i]):
                 stage.append(nn.ModuleDict({
-                    m: Block(m, sk.dim[i], in_dim=sk.dim[i], grid=grid, mlp_ratio=sk.options[i][m].get("mlp_ratio")
-                             or (STAGE_DEFAULTS["mlp_ratio"] if "mlp_ratio" in sk.options[i][m] else None),
-                             position=top["position"], qkv_bias=top["qkv_bias"], **_stage_options(sk.options[i][m]))
+                    m: Block(m, sk.dim[i], in_dim=sk.dim[i], grid=grid, mlp_ratio=sk.options[i][m].get("mlp_ratio"),
+                             layer_scale=top.get("layer_scale"), position=top["position"], qkv_bias=top["qkv_bias"],
+                             **_stage_options(sk.options[i][m]))
                     for m in sk.mixers[i]}))
             blocks.append(nn.ModuleList(stage))
         self.merges = nn.ModuleList(merges)
@@ -187,7 +183,7 @@ class Supernet(nn.Module):
         the first mixer: unit scale ahead of attention, 0.02 ahead of convolution and shift)."""
         if self.pos_embeds is not None:
             for mixer, table in self.pos_embeds.items():
-                if mixer in ATTENTION_MIXERS:
+                if get_spec(mixer).attention:
                     nn.init.normal_(table, std=1.0)
                 else:
                     nn.init.trunc_normal_(table, std=0.02)

@@ -91,6 +91,16 @@ _COATNET = PaperRecipe(
      "rrc_scale_min": 0.08, "randaugment": "m15-n2"},
     "Dai et al., CoAtNet (NeurIPS 2021; arXiv 2106.04803v2), Appendix A.2, Table 10 (ImageNet-1K pre-training)",
 )
+_POOLFORMER = PaperRecipe(
+    "poolformer",
+    # sail-sg/poolformer train.sh: 8 GPUs x 128 images (batch 1024), --lr 1e-3, timm's train.py with DeiT's
+    # schedule and augmentation (300 epochs, 5 warm-up epochs, cosine, weight decay 0.05, RandAugment
+    # m9-mstd0.5, mixup 0.8, CutMix 1.0, random erasing 0.25, label smoothing 0.1); no repeated
+    # augmentation and no model EMA in the script (the presets' drop_path 0.1 is the script's for S12/S24)
+    {"epochs": 300, "batch_size": 1024, "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 5.0,
+     "min_lr_ratio": 0.01, "grad_clip": None, "repeated_aug": 1, "ema_decay": None, **_DEIT_REGULARISERS},
+    "Yu et al., MetaFormer is Actually What You Need for Vision (CVPR 2022), Sec. 4.1; sail-sg/poolformer train.sh",
+)
 
 # Preset name -> recipe. The 32x32 presets have none: their recipe is nas.train.recipes'.
 PAPER_RECIPES: dict[str, PaperRecipe] = {
@@ -101,6 +111,7 @@ PAPER_RECIPES: dict[str, PaperRecipe] = {
     **{name: _SHIFTVIT for name in ("shiftvit_tiny_light", "shiftvit_tiny", "shiftvit_small_light",
                                     "shiftvit_small", "shiftvit_base")},
     **{name: _COATNET for name in ("coatnet_0", "coatnet_1", "coatnet_2")},
+    **{name: _POOLFORMER for name in ("poolformer_s12", "poolformer_s24")},
 }
 
 

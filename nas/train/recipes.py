@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.genome import ATTENTION_MIXERS, Genome
+from nas.genome import Genome
+from nas.mixers import mixer_spec
 from nas.train.config import TrainConfig
 
 __all__ = ["family", "recommended_config", "RECIPES", "SHORT_BUDGET_EPOCHS"]
@@ -42,15 +43,17 @@ SHORT_BUDGET_EPOCHS = 10
 
 
 def family(genome: Genome) -> str:
-    """``transformer`` (only attention-type mixers on patches), ``hybrid`` (attention with convs, as
-    CoAtNet), ``shift`` (only shift mixers) or ``other``."""
-    mixers = {s.mixer for s in genome.stages}
-    if mixers <= ATTENTION_MIXERS and genome.stem == "patch":
+    """``transformer`` (only attention-type mixers on patches), ``hybrid`` (attention with other mixers,
+    as CoAtNet), else the family every stage's mixer declares (``shift``: ShiftViT's recipe, which
+    PoolFormer's pooling shares) or ``other``."""
+    specs = [mixer_spec(s.mixer) for s in genome.stages]
+    if all(s.attention for s in specs) and genome.stem == "patch":
         return "transformer"
-    if mixers & ATTENTION_MIXERS:
+    if any(s.attention for s in specs):
         return "hybrid"
-    if mixers == {"shift"}:
-        return "shift"
+    families = {s.family for s in specs}
+    if len(families) == 1 and next(iter(families)) in RECIPES:
+        return next(iter(families))
     return "other"
 
 
