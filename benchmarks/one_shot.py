@@ -169,6 +169,101 @@ def run_one_shot(seed: int, workdir: Path, overrides: list[str]) -> dict[str, An
     return r
 
 
+# -- ranking: supernet scores against stand-alone accuracy --------------------------------------------
+def supernet_scores(results: dict[str, Any], path: Path, workdir: Path, seed: int = 0) -> dict[str, float]:
+    """The seed-``seed`` one-shot study's supernet scores of the ranking architectures (cached)."""
+    import torch
+
+    from nas.search.config import load_study_config
+    from nas.supernet.score import SubnetScorer
+
+    archs = results.get("ranking/architectures") or []
+    out = {a["key"]: results[f"supernet/{a['key']}"]["val_acc"] for a in archs if f"supernet/{a['key']}" in results}
+    weights = workdir / "one_shot" / f"seed{seed}" / "supernet" / "weights.pt"
+    if len(out) == len(archs) or not weights.is_file():
+        return out
+    config = load_study_config(ROOT / "studies" / "one_shot.yaml", [f"seed={seed}"])
+    scorer = SubnetScorer(torch.load(weights, map_location="cpu", weights_only=False), data=config.data,
+                          seed=seed, budget=dict(config.budget), constraints={}, study_dir=str(weights.parent),
+                          calibration_batches=config.strategy.calibration_batches, device="cpu")
+    for a in archs:
+        if a["key"] not in out:
+            r = scorer.score(a["genome"])
+            results[f"supernet/{a['key']}"] = {k: r[k] for k in ("val_acc", "val_loss", "duration_s")}
+            out[a["key"]] = r["val_acc"]
+    _save(results, path)
+    return out
+
+
+def ranking_rows(results: dict[str, Any], scores: dict[str, float]) -> list[dict[str, Any]]:
+    from statistics import mean
+
+    from nas.stats import correlate
+
+    archs = results.get("ranking/architectures") or []
+    rows = []
+    for group in ("all", "attention", "reattention", "shift", "conv"):
+        xs, ys, seeds = [], [], []
+        for a in archs:
+            accs = [results[f"standalone/{a['key']}/{s}"]["val_acc"] for s in SEEDS
+                    if f"standalone/{a['key']}/{s}" in results]
+            if (group == "all" or a["mixer"] == group) and accs and a["key"] in scores:
+                xs.append(scores[a["key"]])
+                ys.append(mean(accs))
+                seeds.append(len(accs))
+        c = correlate(xs, ys)
+        rows.append({"architectures": group, "n": c.n, "seeds": f"{min(seeds)}-{max(seeds)}" if seeds else "-",
+                     "kendall_tau": c.kendall_tau, "tau_95": (c.kendall_low, c.kendall_high),
+                     "spearman_rho": c.spearman_rho, "rho_95": (c.spearman_low, c.spearman_high)})
+    return rows
+
+
+# -- tables ----------------------------------------------------------------------------------------------
+def _f(x: Any, digits: int = 3) -> str:
+    import math
+
+    if isinstance(x, tuple):
+        return "-" if any(math.isnan(v) for v in x) else f"[{x[0]:+.2f}, {x[1]:+.2f}]"
+    if isinstance(x, float):
+        return "-" if math.isnan(x) else f"{x:.{digits}g}"
+    return str(x)
+
+
+def print_tables(results: dict[str, Any], scores: dict[str, float], archs_target: int) -> None:
+    from nas.text import pipe_table
+
+    qs = [r for k, r in results.items() if k.startswith("quickstart/")]
+    os_runs = [r for k, r in results.items() if k.startswith("one_shot/")]
+    print("## Throughput (architectures per hour, this machine)\n")
+    rows = []
+    for r in qs:
+        rows.append(["quickstart (TPE + MO-ASHA, 24 trials x 3 epochs)", r["seed"], _f(r["wall_s"], 4),
+                     f"{r['trained_any']} trained ({r['trained']} to the end)",
+                     _f(r["trained_any"] / r["wall_s"] * 3600, 3), r.get("machine", "")])
+    for r in os_runs:
+        train, rate = r.get("supernet_train_s"), None
+        if r.get("scored") and r.get("scoring_span_s"):
+            rate = r["scoring_span_s"] / r["scored"]  # seconds per scored architecture
+        if train and rate:
+            total = train + archs_target * rate
+            rows.append([f"one-shot ({archs_target} architectures, supernet training included)", r["seed"],
+                         _f(total, 4), f"{r['scored']} scored in {r['scoring_span_s']:.0f}s"
+                         + ("" if r["scored"] >= archs_target else f" (extrapolated to {archs_target})"),
+                         _f(archs_target / total * 3600, 3), r.get("machine", "")])
+    print(pipe_table(["run", "seed", "wall s", "architectures", "per hour", "machine"], rows))
+    print("\n## Ranking: supernet score vs stand-alone val_acc (mean over seeds, quickstart budget)\n")
+    rows = [[r["architectures"], r["n"], r["seeds"], _f(r["kendall_tau"]), _f(r["tau_95"]), _f(r["spearman_rho"]),
+             _f(r["rho_95"])] for r in ranking_rows(results, scores)]
+    print(pipe_table(["architectures", "n", "seeds", "Kendall tau", "95% CI", "Spearman rho", "95% CI"], rows))
+    print("\n## Final hypervolume (box val_acc 0..1 x FLOPs 0..5e6)\n")
+    rows = [["quickstart", r["seed"], _f(r["final_hv"], 4), _f(r["wall_s"], 4)] for r in qs]
+    for r in os_runs:
+        hv = (r.get("confirm") or {}).get("hypervolume") or {}
+        rows.append(["one-shot, confirmed front", r["seed"], _f(hv.get("confirmed_fraction", float("nan")), 4),
+                     _f(r.get("wall_s", float("nan")), 4)])
+    print(pipe_table(["run", "seed", "final HV (fraction of the box)", "wall s"], rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "ranking"])
@@ -177,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field of studies/one_shot.yaml (recorded with the result)")
+    parser.add_argument("--archs", type=int, default=2000, help="search size of the throughput comparison")
     parser.add_argument("--rank-archs", type=int, default=24)
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
@@ -196,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                 _save(results, args.results)
     if not args.table_only and "standalone" in args.only:
         run_standalone(results, args.results, args.rank_archs)
+    for extra in (args.results.with_name("one_shot_standalone.json"), args.results.with_name("one_shot_run.json")):
+        if extra != args.results:  # parts run as separate processes keep their own caches
+            results = {**_load(extra), **results}
+    scores = supernet_scores(results, args.results, args.workdir) if "ranking" in args.only or args.table_only else {}
+    print_tables(results, scores, args.archs)
     return 0
 
 
