@@ -160,13 +160,19 @@ def compare(a: Mapping[int, float] | Sequence[float], b: Mapping[int, float] | S
 
 @dataclass(frozen=True)
 class Correlation:
-    """Kendall's tau-b and Spearman's rho between two rankings, with two-sided p-values."""
+    """Kendall's tau-b and Spearman's rho between two rankings, with two-sided p-values and 95% intervals
+    (Fisher's z with Fieller, Hartley & Pearson's 1957 variances: 0.437/(n-4) for tau, 1.06/(n-3) for rho;
+    nan where n is too small for them)."""
 
     n: int
     kendall_tau: float
     kendall_p: float
     spearman_rho: float
     spearman_p: float
+    kendall_low: float = math.nan
+    kendall_high: float = math.nan
+    spearman_low: float = math.nan
+    spearman_high: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -187,4 +193,20 @@ def correlate(x: Sequence[float], y: Sequence[float]) -> Correlation:
         warnings.simplefilter("ignore")
         tau = stats.kendalltau(xs, ys)
         rho = stats.spearmanr(xs, ys)
-    return Correlation(n, _float(tau.statistic), _float(tau.pvalue), _float(rho.statistic), _float(rho.pvalue))
+    t, r = _float(tau.statistic), _float(rho.statistic)
+    return Correlation(n, t, _float(tau.pvalue), r, _float(rho.pvalue), *fisher_interval(t, n, 0.437, 4),
+                       *fisher_interval(r, n, 1.06, 3))
+
+
+def fisher_interval(value: float, n: int, variance: float, lost: int,
+                    confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Interval of a rank correlation through Fisher's z: ``tanh(atanh(r) +- z * sqrt(variance / (n - lost)))``."""
+    from scipy import stats
+
+    if not math.isfinite(value) or n <= lost:
+        return math.nan, math.nan
+    if abs(value) >= 1.0:
+        return value, value
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(variance / (n - lost))
+    z = math.atanh(value)
+    return math.tanh(z - half), math.tanh(z + half)

@@ -95,6 +95,10 @@ def export_metadata(view: StudyView, selection: Selection, weights_sha256: str |
 def checkpoint_of(view: StudyView, number: int) -> Path:
     """The stored state dict of trial ``number``, or an error that says how to get one."""
     trial = view.trial(number)
+    if trial.user_attrs.get("scored_by") == "supernet":  # one-shot: the weights it was scored with, extracted
+        from nas.supernet.export import inherited_checkpoint
+
+        return inherited_checkpoint(view.dir, trial.user_attrs["genome"])
     recorded = trial.user_attrs.get("checkpoint")
     if not recorded:
         raise ExportError(

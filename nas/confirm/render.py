@@ -67,10 +67,15 @@ def _arch_table(conf: Confirmation) -> str:
     return pipe_table(head, rows)
 
 
+def _interval(low: float, high: float) -> str:
+    return "-" if math.isnan(low) or math.isnan(high) else f"[{low:+.2f}, {high:+.2f}]"
+
+
 def _correlation_table(conf: Confirmation) -> str:
-    head = ["objective", "architectures", "n", "Kendall tau", "p", "Spearman rho", "p"]
+    head = ["objective", "architectures", "n", "Kendall tau", "95% CI", "p", "Spearman rho", "95% CI", "p"]
     return pipe_table(head, ([o, "all confirmed" if scope == "all" else "study front", str(c.n),
-                              _signed(c.kendall_tau), _p(c.kendall_p), _signed(c.spearman_rho), _p(c.spearman_p)]
+                              _signed(c.kendall_tau), _interval(c.kendall_low, c.kendall_high), _p(c.kendall_p),
+                              _signed(c.spearman_rho), _interval(c.spearman_low, c.spearman_high), _p(c.spearman_p)]
                              for o, scopes in conf.correlations.items() for scope, c in scopes.items()))
 
 
@@ -105,7 +110,8 @@ def confirmation_markdown(conf: Confirmation) -> str:
               "(scipy.stats); study rank: non-dominated rank among the study's complete trials (0 = its front); "
               "confirmed front: non-dominated at the confirmed means.")
     corr = ("Rank agreement between the study's score and the confirmed mean (scipy.stats.kendalltau, tau-b, and "
-            "spearmanr; two-sided p-values; fewer than 3 architectures: not computed). Counted objectives "
+            "spearmanr; two-sided p-values; 95% CI through Fisher's z with Fieller et al.'s variances, from 5 (tau) "
+            "and 4 (rho) architectures; fewer than 3 architectures: not computed). Counted objectives "
             f"({', '.join(o for o in conf.objectives if o in COUNTED) or 'none here'}) are re-counted identical "
             "and have none.")
     return "\n".join([head, _arch_table(conf), "", legend, "", "## Rank agreement", "", _correlation_table(conf), "",

@@ -47,7 +47,7 @@ PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
           "reference_presets", "prescreen", "retry_failed", "heartbeat_interval", "grace_period", "storage_path",
-          "logging", "n_trials_counts")
+          "logging", "n_trials_counts", "strategy")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -77,6 +77,7 @@ class StudyConfig:
     heartbeat_interval: float = 5.0  # seconds between a driver's heartbeats for the trials it runs
     grace_period: float = 30.0  # a RUNNING trial without a heartbeat for this long belongs to a dead driver
     storage_path: str | None = None  # Ray Tune's storage (shared folder or URI) for checkpoints; None: <study>/ray
+    strategy: Any = None  # None: multi-trial (every architecture trained); else nas.supernet.OneShotConfig
     plugins: tuple[str, ...] = ()  # modules that declare mixers (imported before the space is read)
     logging: Tracking = field(default_factory=Tracking)  # TensorBoard / MLflow views of the trials (nas.search.tracking)
     # trainings: n_trials architectures trained or stopped (copies and infeasible ones are free); trials: every trial
@@ -102,6 +103,7 @@ class StudyConfig:
             "prescreen": dict(self.prescreen) if self.prescreen else None, "retry_failed": self.retry_failed,
             "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
             "storage_path": self.storage_path, "logging": self.logging.to_doc(), "n_trials_counts": self.n_trials_counts,
+            **_strategy_doc(self.strategy),
             **({"plugins": list(self.plugins)} if self.plugins else {}),
         }
 
@@ -146,6 +148,15 @@ class StudyConfig:
                 return s.QMCSampler(seed=self.seed, scramble=True, warn_independent_sampling=False,
                                     warn_asynchronous_seeding=False)
             return s.RandomSampler(seed=self.seed)
+
+
+def _strategy_doc(strategy: Any) -> dict[str, Any]:
+    """``strategy`` in the document (left out for multi-trial, so multi-trial study files are unchanged)."""
+    if strategy is None:
+        return {}
+    from nas.supernet.config import strategy_doc
+
+    return {"strategy": strategy_doc(strategy)}
 
 
 def _scheduler_doc(scheduler: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,6 +277,7 @@ class _Validator(Validator):
             storage_path=self.storage_path(doc.get("storage_path")), plugins=plugins,
             logging=parse_tracking(doc.get("logging"), self.error),
             n_trials_counts=self.choice("n_trials_counts", doc.get("n_trials_counts") or "trainings", COUNTINGS),
+            strategy=self.strategy(doc.get("strategy"), objectives, budget, doc.get("scheduler"), doc.get("prescreen")),
         )
 
     # -- fields ------------------------------------------------------------------------------------
@@ -361,6 +373,21 @@ class _Validator(Validator):
             raise self.error(f"grace_period ({out['grace_period']:g} s) must exceed heartbeat_interval "
                              f"({out['heartbeat_interval']:g} s), or live trials would be taken for dead ones")
         return out
+
+    def strategy(self, value: Any, objectives: dict[str, str], budget: dict[str, Any], scheduler: Any,
+                 prescreen: Any) -> Any:
+        """multi_trial (None) or a one-shot study's settings (nas.supernet.config)."""
+        if value is None or value == "multi_trial":
+            return None
+        from nas.supernet.config import parse_strategy
+
+        strategy = parse_strategy(self.label, value, objectives=objectives, budget=budget)
+        if strategy is not None:
+            for key, setting in (("scheduler", scheduler), ("prescreen", prescreen)):
+                if setting not in (None, "none"):
+                    raise self.error(f"{key} applies to multi-trial studies; a one-shot study scores every "
+                                     f"architecture with inherited weights (remove {key} or the strategy)")
+        return strategy
 
     def storage_path(self, value: Any) -> str | None:
         if value is None:

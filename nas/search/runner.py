@@ -273,6 +273,10 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
     from nas.search.lock import study_lock
     from nas.writes import Owner, claim_folder
 
+    if getattr(config, "strategy", None) is not None:  # one-shot: a supernet scores the space (nas.supernet)
+        from nas.supernet.study import run_one_shot_study
+
+        return run_one_shot_study(config, study_dir, quiet=quiet)
     study_dir = Path(study_dir).resolve()
     check_folder_storage(study_dir, config.name, config.storage)  # a plain-Optuna study.db: refused, nothing written
     from nas.reach import probe_ray_address

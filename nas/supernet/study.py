@@ -1,0 +1,228 @@
+"""A one-shot study: train the supernet, score thousands of architectures with inherited weights using
+the study's own sampler and objectives, then confirm the front by stand-alone training.
+
+Everything lives in the study folder as for a multi-trial study: ``study.yaml``, the Optuna storage
+(every scored architecture is a trial, COMPLETE or PRUNED-infeasible, marked ``scored_by: supernet``),
+``trials.csv``, ``cost.jsonl``; plus ``supernet/`` (the per-epoch training checkpoint, the final
+weights, ``train.json``) and ``confirm/`` (the confirmation, :mod:`nas.confirm`). Each phase resumes:
+the training from its last epoch, the search from the trials already stored (a trial is written once
+scored, in one transaction, so a kill leaves no half-trial), the confirmation from its stored cells.
+
+The sampler runs on an in-memory copy of the study (asking and suggesting thousands of trials against
+SQLite would cost more than scoring them); the persistent storage receives each finished trial whole.
+Scoring fans out over Ray workers in batches of ``batch_trials``: the sampler proposes a batch, the
+workers score it, the sampler hears all of it, and so on (a batch is a generation for NSGA-II).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from nas.supernet.score import SCORED_BY, SubnetScorer
+
+__all__ = ["run_one_shot_study", "SUPERNET_DIR", "WEIGHTS_FILE", "train_phase", "search_phase"]
+
+SUPERNET_DIR = "supernet"
+WEIGHTS_FILE = "weights.pt"  # the trained supernet: {"skeleton": ..., "state": ...}
+CHECKPOINT_FILE = "checkpoint.pt"  # per-epoch training state (weights, optimizer, RNG states)
+
+
+def _fixed(data: Any) -> dict[str, Any]:
+    return {"in_channels": data.channels, "num_classes": data.num_classes}
+
+
+def train_phase(config: Any, study_dir: Path, *, quiet: bool = False) -> dict[str, Any]:
+    """Train the study's supernet (or resume it); returns the weights document, also written to disk."""
+    import dataclasses
+
+    from nas.search.objective import dataset_for
+    from nas.supernet.model import Supernet, skeleton_of
+    from nas.supernet.train import _save, train_supernet
+    from nas.train.config import TrainConfig
+
+    folder = study_dir / SUPERNET_DIR
+    weights = folder / WEIGHTS_FILE
+    if weights.is_file():
+        return torch.load(weights, map_location="cpu", weights_only=False)
+    one_shot = config.strategy
+    data = dataset_for(config.data, config.seed)
+    space = config.load_space()
+    skeleton = skeleton_of(space, _fixed(data))
+    torch.manual_seed(config.seed)
+    supernet = Supernet(skeleton)
+    if not quiet:
+        print(f"supernet: {sum(p.numel() for p in supernet.parameters()):,} parameters, stages "
+              f"{list(skeleton.counts)}, depth {list(skeleton.depth)}, dim {list(skeleton.dim)}; training "
+              f"{one_shot.supernet_epochs} epoch(s)" + (" with the sandwich rule" if one_shot.sandwich else ""),
+              flush=True)
+    train_config = TrainConfig.from_dict({**dict(config.budget), "epochs": one_shot.supernet_epochs})
+
+    def report(entry: dict[str, Any]) -> None:
+        if not quiet:
+            print(f"supernet epoch {entry['epoch']}/{one_shot.supernet_epochs}: train_loss {entry['train_loss']:.4f} "
+                  f"({entry['epoch_s']:.0f}s, {entry['paths']} paths)", flush=True)
+
+    start = time.time()
+    run = train_supernet(supernet, space, data, train_config, epochs=one_shot.supernet_epochs, seed=config.seed,
+                         sandwich_rule=one_shot.sandwich, paths_per_step=one_shot.paths_per_step,
+                         checkpoint=folder / CHECKPOINT_FILE, fixed=_fixed(data), report=report)
+    doc = {"skeleton": dataclasses.asdict(skeleton), "state": {k: v.detach().cpu() for k, v in
+                                                              supernet.state_dict().items()}}
+    _save(weights, doc)
+    info = {"epochs": run.epochs, "steps": run.steps, "paths": run.paths, "elapsed_s": run.elapsed_s,
+            "wall_s": time.time() - start, "history": run.history,
+            "params": sum(p.numel() for p in supernet.parameters())}
+    (folder / "train.json").write_text(json.dumps(info, indent=1) + "\n")
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final weights replace the resumable state
+    return doc
+
+
+def _memory_study(config: Any, persistent: optuna.Study) -> optuna.Study:
+    """An in-memory study holding the persistent study's trials, with the study's (feedback) sampler."""
+    from nas.search.runner import _sampler
+
+    memory = optuna.create_study(directions=config.directions(), sampler=_sampler(config, persistent),
+                                 study_name=config.name)
+    old = persistent.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                        optuna.trial.TrialState.PRUNED))
+    if old:
+        memory.add_trials(old)
+    return memory
+
+
+def _scorers(config: Any, weights: dict[str, Any], study_dir: Path) -> list[Any]:
+    import ray
+
+    ref = ray.put(weights)
+    remote = ray.remote(num_cpus=float(config.resources.get("cpu", 1)),
+                        num_gpus=float(config.resources.get("gpu", 0)))(SubnetScorer)
+    device = "auto" if float(config.resources.get("gpu", 0)) > 0 else "cpu"
+    return [remote.remote(ref, data=config.data, seed=config.seed, budget=dict(config.budget),
+                          constraints=dict(config.constraints), study_dir=str(study_dir),
+                          calibration_batches=config.strategy.calibration_batches, device=device)
+            for _ in range(config.max_concurrent)]
+
+
+def search_phase(config: Any, study: optuna.Study, study_dir: Path, weights: dict[str, Any], *,
+                 quiet: bool = False) -> None:
+    """Score architectures until ``n_trials`` are stored (see the module docstring)."""
+    import ray
+
+    from nas.genome import parse_genome
+    from nas.search.feedback import with_feedback
+    from nas.search.objective import dataset_for
+    from nas.search.records import classify_result
+    from nas.search.runner import write_trials_csv
+    from nas.search.storage import finished_count
+
+    objectives, directions = list(config.objectives), config.directions()
+    data = dataset_for(config.data, config.seed)
+    space = config.load_space()
+    fixed = _fixed(data)
+    memory = _memory_study(config, study)
+    known: dict[str, dict[str, Any]] = {}  # key -> result: an architecture is scored once per study
+    for t in memory.trials:
+        if t.user_attrs.get("key"):
+            known[t.user_attrs["key"]] = {k: v for k, v in t.user_attrs.items() if k != "reused_from"}
+    scorers = _scorers(config, weights, study_dir)
+    start, done = time.time(), finished_count(study)
+    while done < config.n_trials:
+        asked = [memory.ask() for _ in range(min(config.strategy.batch_trials, config.n_trials - done))]
+        genomes = [parse_genome(space.suggest(t), **fixed) for t in asked]
+        todo = {g.key: g.to_dict() for g in genomes if g.key not in known}
+        keys = list(todo)
+        chunks = [keys[i::len(scorers)] for i in range(len(scorers))]
+        futures = [s.score_many.remote([todo[k] for k in chunk]) for s, chunk in zip(scorers, chunks) if chunk]
+        for chunk, results in zip([c for c in chunks if c], ray.get(futures)):
+            for key, result in zip(chunk, results):
+                known[key] = {**result, "genome": todo[key]}
+        for trial, genome in zip(asked, genomes):
+            result = dict(known[genome.key])
+            reused = result.get("number") is not None and trial.number != result["number"]
+            outcome = classify_result({**result, "genome": genome.to_dict()}, False, objectives)
+            attrs = with_feedback(outcome.attrs, outcome.state, objectives, directions, memory)
+            attrs["scored_by"] = SCORED_BY
+            if reused:
+                attrs["reused_from"] = result["number"]
+            for name, value in attrs.items():
+                trial.set_user_attr(name, value)
+            memory.tell(trial, outcome.values, state=outcome.state)
+            if not reused:
+                known[genome.key]["number"] = trial.number
+            study.add_trial(memory.trials[trial.number])  # one transaction: a kill leaves no half-trial
+        done = finished_count(study)
+        write_trials_csv(study, study_dir, objectives)
+        if not quiet:
+            _progress(study, objectives, done, config.n_trials, start)
+
+
+def _progress(study: optuna.Study, objectives: list[str], done: int, total: int, start: float) -> None:
+    from nas.search.runner import study_summary
+
+    s = study_summary(study, objectives)
+    best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
+    elapsed = time.time() - start
+    print(f"[{done:>5}/{total}] scored with inherited weights | complete {s['states'].get('COMPLETE', 0)} "
+          f"infeasible {s['infeasible']} | best val_acc {best} front {len(s['front'])} | {elapsed:.0f}s "
+          f"({done / max(elapsed, 1e-9) * 3600:.0f} architectures/h)", flush=True)
+
+
+def run_one_shot_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) a one-shot study in ``study_dir``: supernet, search, confirmation."""
+    from nas.search.guard import start_ray_checked
+    from nas.search.lock import study_lock
+    from nas.search.runner import init_ray, prepare_study, study_summary, write_trials_csv
+    from nas.search.storage import finished_count
+
+    study_dir = Path(study_dir).resolve()
+    timings: dict[str, float] = {}
+    with study_lock(study_dir):
+        study = prepare_study(config, study_dir)
+        objectives = list(config.objectives)
+        t0 = time.time()
+        weights = train_phase(config, study_dir, quiet=quiet)
+        timings["train_s"] = time.time() - t0
+        if finished_count(study) < config.n_trials:
+            if not quiet:
+                print(f"study {config.name!r}: scoring {config.n_trials - finished_count(study)} architecture(s) "
+                      f"with inherited weights in {study_dir}", flush=True)
+            started = start_ray_checked(init_ray, config.ray_address, config.resources, what="a scoring worker")
+            t1 = time.time()
+            try:
+                search_phase(config, study, study_dir, weights, quiet=quiet)
+            finally:
+                if started:
+                    import ray
+
+                    ray.shutdown()
+            timings["search_s"] = time.time() - t1
+        write_trials_csv(study, study_dir, objectives)
+    if config.strategy.confirm:
+        from nas.confirm import confirm_study
+
+        t2 = time.time()
+        s = config.strategy
+        epochs = s.confirm_epochs or config.budget.get("epochs") or None
+        result = confirm_study(study_dir, top=s.confirm_top, epochs=epochs, seeds=list(s.confirm_seeds), quiet=quiet)
+        if not quiet:
+            from nas.confirm.render import confirmation_markdown
+
+            print()
+            print(confirmation_markdown(result.confirmation))
+        timings["confirm_s"] = time.time() - t2
+    _write_timings(study_dir, timings)
+    return study_summary(study, objectives)
+
+
+def _write_timings(study_dir: Path, timings: dict[str, float]) -> None:
+    """Wall time of each phase this call ran, appended to ``supernet/timings.jsonl``."""
+    path = study_dir / SUPERNET_DIR / "timings.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps({**timings, "at": time.time(), "pid": os.getpid()}) + "\n")
