@@ -29,7 +29,7 @@ FLOPS_LIMIT = 5.0e6
 
 def run(seed: int, n_trials: int = 24, epochs: int = 3, events: Path | None = None) -> optuna.Study:
     data = load_dataset("mnist5k", seed=seed)
-    space = load_space(ROOT / "search_spaces" / "vit_family.yaml")
+    space = load_space(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml")
     budget = TrainConfig(epochs=epochs, batch_size=64, lr=2.0e-3)
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:

@@ -84,7 +84,7 @@ def _command(tool: str, seed: int, args: argparse.Namespace, out: Path) -> list[
     py = sys.executable
     if tool == "nas":
         sets = [f"seed={seed}", f"n_trials={args.n_trials}", f"budget.epochs={args.epochs}"]
-        return [py, "-m", "nas", "study", "run", str(ROOT / "studies" / "quickstart.yaml"), "--out", str(out / "study"),
+        return [py, "-m", "nas", "study", "run", str(ROOT / "nas" / "configs" / "studies" / "quickstart.yaml"), "--out", str(out / "study"),
                 "--profile", *[x for s in sets for x in ("--set", s)]]
     if tool == "plain":
         return [py, str(ROOT / "benchmarks" / "plain_optuna_loop.py"), "--seed", str(seed), "--n-trials",
@@ -178,7 +178,7 @@ def synetune_space() -> dict[str, Any]:
 
     from nas.search.space import load_space
 
-    space = load_space(ROOT / "search_spaces" / "vit_family.yaml")
+    space = load_space(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     dists: dict[str, Any] = {}
     for _ in range(300):

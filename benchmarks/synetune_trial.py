@@ -33,7 +33,7 @@ def main() -> None:
     seed, epochs, limit = int(config["seed"]), int(config["epochs"]), float(config["flops_limit"])
     events, trial = Path(config["events"]), Path(config["st_config_json_filename"]).parent.name
     params = {k: v for k, v in config.items() if k not in CONSTANTS and not k.startswith("st_")}
-    space = load_space(ROOT / "search_spaces" / "vit_family.yaml")
+    space = load_space(ROOT / "nas" / "configs" / "search_spaces" / "vit_family.yaml")
     data = load_dataset("mnist5k", seed=seed)
     genome = parse_genome(space.suggest(optuna.trial.FixedTrial(params)), in_channels=data.channels,
                           num_classes=data.num_classes)
