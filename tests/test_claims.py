@@ -70,7 +70,9 @@ def test_a_failed_key_is_reused_as_a_failure_unless_retry_failed(tmp_path: Path,
                                    n_trials_counts="trials")  # copies count here: three trials in all
         runs[retry] = (config, folder / "run", _driver(path, folder / "run", dry_run=False))
     for retry, (config, out, proc) in runs.items():
-        assert proc.wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]
+        assert proc.wait(timeout=300) == 2, out.with_suffix(".log").read_text()[-3000:]  # nothing succeeded: said
+        assert "error: study " in out.with_suffix(".log").read_text() and "all 3 finished trial(s) failed" in \
+            out.with_suffix(".log").read_text()
         got = trials(out, config)
         assert [t.state for t in got] == [TrialState.FAIL] * 3
         assert all("sees no CUDA device" in t.user_attrs["error"] for t in got)

@@ -29,7 +29,8 @@ def test_a_study_nas_creates_is_marked_and_reopened(tmp_path: Path) -> None:
 
 def test_a_plain_optuna_study_is_refused_by_every_way_in(tmp_path: Path) -> None:
     url = _url(tmp_path)
-    optuna.create_study(study_name="s", storage=url)
+    plain = optuna.create_study(study_name="s", storage=url)
+    plain.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)  # a plain study with its own trials
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(ForeignStudyError, match=r"already holds a study 's' that nas did not make \(no nas:kind mark\)"):
         check_folder_storage(tmp_path, "s", None)
@@ -53,6 +54,13 @@ def test_a_study_folders_own_file_holds_its_study_only(tmp_path: Path, other: st
     with pytest.raises(ForeignStudyError, match="already holds other studies"):
         create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=True)
     create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=False)  # a shared storage: side by side
+
+
+def test_an_empty_unmarked_study_is_adopted_as_another_driver_may_have_just_made_it(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    optuna.create_study(study_name="s", storage=url)  # created, not yet marked: what a racing driver leaves
+    check_folder_storage(tmp_path, "s", None)
+    assert is_nas_study(create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=True))
 
 
 def test_studies_written_before_the_mark_are_recognised_by_their_attributes(tmp_path: Path) -> None:

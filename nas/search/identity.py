@@ -11,6 +11,7 @@ the mark existed are recognised by the user attributes nas has always written (`
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def create_nas_study(storage: optuna.storages.BaseStorage, url: str, name: str, 
     """
     summaries = storage.get_all_studies()
     same = [s for s in summaries if s.study_name == name]
-    if same and not is_nas_study(same[0]):
+    if same and not is_nas_study(same[0]) and not _empty(storage, same[0]):
         raise ForeignStudyError(
             f"storage {url} already holds a study {name!r} that nas did not make (no {KIND_ATTR} mark); nas "
             f"never writes into it: give the study another name, or another storage or --out")
@@ -76,10 +77,23 @@ def create_nas_study(storage: optuna.storages.BaseStorage, url: str, name: str, 
                 f"storage {url} already holds other studies ({shown}); a study folder's study.db holds its own "
                 f"study only: choose a new --out")
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
-    if system_attrs(study).get(KIND_ATTR) != "study":
-        storage.set_study_system_attr(study._study_id, KIND_ATTR, "study")
-        storage.set_study_system_attr(study._study_id, FORMAT_ATTR, FORMAT)
+    for attempt in range(5):  # drivers started together mark the study at the same moment
+        if system_attrs(study).get(FORMAT_ATTR) == FORMAT:
+            break
+        try:
+            storage.set_study_system_attr(study._study_id, KIND_ATTR, "study")
+            storage.set_study_system_attr(study._study_id, FORMAT_ATTR, FORMAT)
+        except Exception:  # noqa: BLE001 - another driver's insert of the same attribute won: look again
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     return study
+
+
+def _empty(storage: Any, summary: Any) -> bool:
+    """A study with no trials and no attributes: one another nas driver has just created and not yet
+    marked (or an empty study of no one's), which is safe to adopt."""
+    return not summary.user_attrs and not storage.get_all_trials(summary._study_id, deepcopy=False)
 
 
 def check_folder_storage(study_dir: str | Path, name: str, storage: str | None) -> None:
@@ -107,13 +121,15 @@ def check_sqlite_storage(db: Path, name: str, *, own_file: bool) -> None:
             rows = con.execute("SELECT study_id, study_name FROM studies").fetchall()
             system = con.execute("SELECT study_id, key, value_json FROM study_system_attributes").fetchall()
             user = con.execute("SELECT study_id, key FROM study_user_attributes").fetchall()
+            with_trials = {sid for (sid,) in con.execute("SELECT DISTINCT study_id FROM trials").fetchall()}
     except sqlite3.DatabaseError as exc:
         raise ForeignStudyError(f"{db} is not an Optuna storage made by nas ({exc}); nas never writes into it: "
                                 f"choose a new --out") from None
     marked = {sid for sid, key, value in system if key == KIND_ATTR and json.loads(value) == "study"}
     legacy = {sid for sid, key in user if key == "config"} & {sid for sid, key in user if key == "objectives"}
+    empty = {sid for sid, _ in rows} - with_trials - {sid for sid, _ in user}  # a study just created, not marked yet
     for sid, study_name in rows:
-        if sid not in marked | legacy:
+        if sid not in marked | legacy | empty:
             raise ForeignStudyError(f"storage {url} already holds a study {study_name!r} that nas did not make (no "
                                     f"{KIND_ATTR} mark); nas never writes into it: choose a new --out")
     other = sorted(n for _, n in rows if n != name)
