@@ -114,8 +114,13 @@ def run_standalone(results: dict[str, Any], path: Path, n: int) -> None:
     if archs is None or len(archs) != n:
         archs = results["ranking/architectures"] = ranking_architectures(n)
         _save(results, path)
+    by_mixer: dict[str, list[dict[str, Any]]] = {}
+    for a in archs:
+        by_mixer.setdefault(a["mixer"], []).append(a)
+    rounds = max(len(v) for v in by_mixer.values())
+    order = [v[i] for i in range(rounds) for v in by_mixer.values() if i < len(v)]  # mixers interleaved
     for seed in SEEDS:
-        for a in archs:
+        for a in order:
             key = f"standalone/{a['key']}/{seed}"
             if key not in results:
                 results[key] = train_standalone(a["genome"], seed)

@@ -23,6 +23,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "nas.analysis": ("nas.ablation", "nas.confirm", "nas.cli"),  # reads a confirmation's written summary only
     "nas.ablation": ("nas.analysis", "nas.confirm", "nas.cli"),
     "nas.confirm": ("nas.cli",),  # above both analysis and ablation: a confirmation is an ablation of a study
+    "nas.supernet": ("nas.cli",),  # a one-shot study: trains, searches (nas.search) and confirms (nas.confirm)
 }
 
 

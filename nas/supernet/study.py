@@ -128,8 +128,9 @@ def search_phase(config: Any, study: optuna.Study, study_dir: Path, weights: dic
     memory = _memory_study(config, study)
     known: dict[str, dict[str, Any]] = {}  # key -> result: an architecture is scored once per study
     for t in memory.trials:
-        if t.user_attrs.get("key"):
-            known[t.user_attrs["key"]] = {k: v for k, v in t.user_attrs.items() if k != "reused_from"}
+        if t.user_attrs.get("key") and t.user_attrs["key"] not in known:
+            known[t.user_attrs["key"]] = {**{k: v for k, v in t.user_attrs.items() if k != "reused_from"},
+                                          "number": t.number}
     scorers = _scorers(config, weights, study_dir)
     start, done = time.time(), finished_count(study)
     while done < config.n_trials:
