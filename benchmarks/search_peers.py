@@ -4,7 +4,7 @@ Three tools solve the same problem (the vit_family space on mnist5k, 24 architec
 epochs, val_acc against FLOPs under a 5e6-MAC limit, 2 trainings at a time, one seed drives the
 sampler, the data split and every training):
 
-- ``nas``: ``nas study run studies/quickstart.yaml`` as a user types it (its defaults: TPE, MO-ASHA);
+- ``nas``: ``nas study run quickstart`` as a user types it (its defaults: TPE, MO-ASHA);
 - ``plain``: ``benchmarks/plain_optuna_loop.py``, Optuna's TPE with the FLOPs constraint in one
   process, ``study.optimize(n_jobs=2)``, `nas`'s space, training and cost functions, no early stopping;
 - ``synetune``: Syne Tune's MOASHA (grace period 1, reduction factor 2, as the quickstart's), random
