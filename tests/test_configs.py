@@ -57,7 +57,7 @@ def test_unknown_names_list_the_shipped_ones(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(ConfigError, match=r"^ablation config nowhere/x.yaml: file not found$"):
         load_ablation_config("nowhere/x.yaml")
     with pytest.raises(ConfigError, match=r"^s: space: search-space file 'vit_famly' not found \(looked at .*\) and "
-                                          r"no shipped space of that name; shipped: coatnet, deepvit, shiftvit, "
+                                          r"no shipped space of that name; shipped: coatnet, deepvit, metaformer, shiftvit, "
                                           r"vit_family"):
         StudyConfig.from_dict({"name": "s", "space": "vit_famly", "data": "synthetic", "objectives": ["val_acc"]},
                               base_dir=tmp_path, label="s")

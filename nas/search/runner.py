@@ -309,6 +309,9 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
         if not quiet:
             print(f"study {config.name!r}: {remaining} trial(s) to run in {study_dir}", flush=True)
         started_ray = ray_start.join()
+        from nas import signals
+
+        signals.reinstall()  # ray.init on a thread put Ray's own fatal-signal handler in place of ours
         PROFILE.mark("driver ready, Ray up: the first trials are scheduled")
 
         def rounds() -> None:
