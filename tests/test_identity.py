@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.search.identity import (KIND_ATTR, ForeignStudyError, check_folder_storage, create_nas_study,
-                                 is_nas_study, require_nas_study)
+from nas.search.identity import (KIND_ATTR, ForeignStudyError, check_folder_storage, check_sqlite_storage,
+                                 create_nas_study, is_nas_study, require_nas_study)
 from nas.search.storage import load_optuna_study, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -56,11 +56,24 @@ def test_a_study_folders_own_file_holds_its_study_only(tmp_path: Path, other: st
     create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=False)  # a shared storage: side by side
 
 
-def test_an_empty_unmarked_study_is_adopted_as_another_driver_may_have_just_made_it(tmp_path: Path) -> None:
+def test_an_empty_unmarked_study_on_a_shared_storage_is_adopted_as_another_driver_may_have_just_made_it(
+        tmp_path: Path) -> None:
     url = _url(tmp_path)
     optuna.create_study(study_name="s", storage=url)  # created, not yet marked: what a racing driver leaves
-    check_folder_storage(tmp_path, "s", None)
-    assert is_nas_study(create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=True))
+    check_sqlite_storage(tmp_path / "study.db", "s", own_file=False)
+    assert is_nas_study(create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=False))
+
+
+def test_an_empty_unmarked_study_in_a_folders_own_file_is_refused(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    optuna.create_study(study_name="s", storage=url)  # plain Optuna made the folder's study.db: one driver per folder
+    before = (tmp_path / "study.db").read_bytes()
+    with pytest.raises(ForeignStudyError, match=r"already holds a study 's' that nas did not make"):
+        check_folder_storage(tmp_path, "s", None)
+    assert (tmp_path / "study.db").read_bytes() == before  # read-only: not a byte written
+    with pytest.raises(ForeignStudyError, match=r"already holds a study 's' that nas did not make"):
+        create_nas_study(open_storage(url), url, "s", ["maximize"], own_file=True)
+    assert not is_nas_study(optuna.load_study(study_name="s", storage=url))
 
 
 def test_studies_written_before_the_mark_are_recognised_by_their_attributes(tmp_path: Path) -> None:

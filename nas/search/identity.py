@@ -65,7 +65,7 @@ def create_nas_study(storage: optuna.storages.BaseStorage, url: str, name: str, 
     """
     summaries = storage.get_all_studies()
     same = [s for s in summaries if s.study_name == name]
-    if same and not is_nas_study(same[0]) and not _empty(storage, same[0]):
+    if same and not is_nas_study(same[0]) and (own_file or not _empty(storage, same[0])):
         raise ForeignStudyError(
             f"storage {url} already holds a study {name!r} that nas did not make (no {KIND_ATTR} mark); nas "
             f"never writes into it: give the study another name, or another storage or --out")
@@ -91,8 +91,9 @@ def create_nas_study(storage: optuna.storages.BaseStorage, url: str, name: str, 
 
 
 def _empty(storage: Any, summary: Any) -> bool:
-    """A study with no trials and no attributes: one another nas driver has just created and not yet
-    marked (or an empty study of no one's), which is safe to adopt."""
+    """A study with no trials and no attributes: on a shared storage, one another nas driver has just
+    created and not yet marked (or an empty study of no one's), which is safe to adopt. A study folder's
+    own ``study.db`` has one driver at a time (the folder lock), so there an unmarked study is foreign."""
     return not summary.user_attrs and not storage.get_all_trials(summary._study_id, deepcopy=False)
 
 
@@ -127,7 +128,8 @@ def check_sqlite_storage(db: Path, name: str, *, own_file: bool) -> None:
                                 f"choose a new --out") from None
     marked = {sid for sid, key, value in system if key == KIND_ATTR and json.loads(value) == "study"}
     legacy = {sid for sid, key in user if key == "config"} & {sid for sid, key in user if key == "objectives"}
-    empty = {sid for sid, _ in rows} - with_trials - {sid for sid, _ in user}  # a study just created, not marked yet
+    # on a shared storage, a study another driver has just created and not yet marked; never in a folder's own file
+    empty = set() if own_file else {sid for sid, _ in rows} - with_trials - {sid for sid, _ in user}
     for sid, study_name in rows:
         if sid not in marked | legacy | empty:
             raise ForeignStudyError(f"storage {url} already holds a study {study_name!r} that nas did not make (no "
