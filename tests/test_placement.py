@@ -46,7 +46,7 @@ def test_fake_gpus_quarter_each_eight_trials_at_once_fall_back_to_cpu(tmp_path: 
     doc = {
         "name": "gpus", "space": "space.yaml", "data": "synthetic", "seed": 0, "sampler": "random",
         # a wall-clock budget long enough that all eight trials are training at the same moment
-        "budget": {"epochs": None, "seconds": 10, "batch_size": 32, "subset": 64, "val_subset": 32},
+        "budget": {"epochs": None, "seconds": 25, "batch_size": 32, "subset": 64, "val_subset": 32},
         "objectives": {"val_acc": "maximize", "flops": "minimize"}, "n_trials": 8, "max_concurrent": 8,
         "resources": {"cpu": 0.25, "gpu": 0.25},
     }
