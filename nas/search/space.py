@@ -75,7 +75,7 @@ from nas.mixers import (
     stage_field_names,
 )
 
-__all__ = ["Param", "SearchSpace", "load_space"]
+__all__ = ["Param", "SearchSpace", "StandInTrial", "load_space"]
 
 SPACE_KEYS = ("name", "description", "plugins", "fixed", "global", "num_stages", "layout", "transformer_mixer",
               "stage")
@@ -393,8 +393,9 @@ class SearchSpace:
         return load_space(doc, label=self.label)
 
 
-class _ExtremeTrial:
-    """Stands in for an Optuna trial at load time, drawing each value from a parameter's extremes."""
+class StandInTrial:
+    """Stands in for an Optuna trial outside a study: draws from ``rng`` and records what it drew in
+    ``params``, as ``trial.params`` would. Subclasses say how each value is drawn."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng, self.params = rng, {}
@@ -402,6 +403,10 @@ class _ExtremeTrial:
     def _keep(self, name: str, value: Any) -> Any:
         self.params[name] = value
         return value
+
+
+class _ExtremeTrial(StandInTrial):
+    """Stands in for an Optuna trial at load time, drawing each value from a parameter's extremes."""
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
         return self._keep(name, self.rng.choice(choices))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas.genome import Genome, parse_genome
+from nas.search.space import StandInTrial
 
 __all__ = ["UniformTrial", "ExtremeTrial", "draw", "sandwich"]
 
@@ -21,15 +22,8 @@ def _numeric(choices: list[Any]) -> bool:
     return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
 
 
-class UniformTrial:
+class UniformTrial(StandInTrial):
     """Stands in for an Optuna trial: every value uniform over its parameter's choices or range."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng, self.params = rng, {}
-
-    def _keep(self, name: str, value: Any) -> Any:
-        self.params[name] = value
-        return value
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
         return self._keep(name, self.rng.choice(list(choices)))
