@@ -83,7 +83,7 @@ class _LoadSampler:
 def _command(tool: str, seed: int, args: argparse.Namespace, out: Path) -> list[str]:
     py = sys.executable
     if tool == "nas":
-        sets = [f"seed={seed}", f"n_trials={args.n_trials}", f"budget.epochs={args.epochs}"]
+        sets = [f"seed={seed}", f"n_trials={args.n_trials}", f"budget.epochs={args.epochs}", *args.set]
         return [py, "-m", "nas", "study", "run", str(ROOT / "nas" / "configs" / "studies" / "quickstart.yaml"), "--out", str(out / "study"),
                 "--profile", *[x for s in sets for x in ("--set", s)]]
     if tool == "plain":
@@ -94,7 +94,7 @@ def _command(tool: str, seed: int, args: argparse.Namespace, out: Path) -> list[
 
 
 def run_one(tool: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    out = args.workdir / tool / f"seed{seed}"
+    out = args.workdir / _label(tool, args) / f"seed{seed}"
     if out.exists():
         shutil.rmtree(out)  # a half-finished run of an interrupted invocation: start clean, it is timed
     out.mkdir(parents=True)
@@ -110,13 +110,24 @@ def run_one(tool: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     for e in events:
         e["t"] -= t0
     events.sort(key=lambda e: e["t"])
-    record = {"tool": tool, "seed": seed, "n_trials": args.n_trials, "epochs_per_trial": args.epochs,
+    record = {"tool": _label(tool, args), "sets": list(args.set) if tool == "nas" else [], "seed": seed, "n_trials": args.n_trials, "epochs_per_trial": args.epochs,
               "wall_s": wall, "events": events, "load": load.samples,
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": f"{os.cpu_count()} CPUs"}
     if tool == "nas":
         record["profile"] = _nas_profile(out / "output.txt")
     return record
+
+
+def _label(tool: str, args: argparse.Namespace) -> str:
+    """``nas`` with ``--set`` overrides is a variant of its own: ``nas[LABEL]`` (a lever of the study)."""
+    return f"nas[{args.variant}]" if tool == "nas" and args.variant else tool
+
+
+def _tools(results: dict[str, Any]) -> list[str]:
+    """The tools and variants in ``results``: the three tools first, then nas's variants by name."""
+    seen = {r["tool"] for r in results.values()}
+    return [t for t in TOOLS if t in seen] + sorted(seen - set(TOOLS))
 
 
 def _nas_events(out: Path, epochs: int) -> list[dict[str, Any]]:
@@ -251,8 +262,9 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     from nas.stats import compare, summarize
 
     rows = []
-    finals = {tool: {r["seed"]: curves(r)[0][-1][1] for r in results.values() if r["tool"] == tool} for tool in TOOLS}
-    for tool in TOOLS:
+    finals = {tool: {r["seed"]: curves(r)[0][-1][1] for r in results.values() if r["tool"] == tool}
+              for tool in _tools(results)}
+    for tool in _tools(results):
         runs = sorted((r for r in results.values() if r["tool"] == tool), key=lambda r: r["seed"])
         if not runs:
             continue
@@ -273,7 +285,7 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"e{m}"] = _median([at(c[0], m) for c in by])
         for m in TIME_MARKS:
             row[f"t{m}"] = _median([at(c[1], m) for c in by])
-        if tool != "nas" and finals["nas"]:
+        if tool != "nas" and finals.get("nas"):
             row["vs_nas"] = compare(finals["nas"], finals[tool])
         rows.append(row)
     return rows
@@ -309,7 +321,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = {"nas": "C0", "plain": "C1", "synetune": "C2"}
-    for tool in TOOLS:
+    for i, tool in enumerate(_tools(results)):
         runs = [r for r in results.values() if r["tool"] == tool]
         if not runs:
             continue
@@ -319,8 +331,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
             med = np.array([_median(list(col)) for col in ys.T])
             lo = np.array([np.nanpercentile(col, 25) if not np.all(np.isnan(col)) else np.nan for col in ys.T])
             hi = np.array([np.nanpercentile(col, 75) if not np.all(np.isnan(col)) else np.nan for col in ys.T])
-            ax.plot(grid, med, color=colours[tool], label=f"{tool} (median of {len(runs)})")
-            ax.fill_between(grid, lo, hi, color=colours[tool], alpha=0.15)
+            ax.plot(grid, med, color=colours.get(tool, f"C{i + 3}"), label=f"{tool} (median of {len(runs)})")
+            ax.fill_between(grid, lo, hi, color=colours.get(tool, f"C{i + 3}"), alpha=0.15)
     axes[0].set_xlabel("training epochs spent")
     axes[1].set_xlabel("wall time from the command (s), 2 trainings at a time, 2 shared CPU cores")
     for ax in axes:
@@ -359,8 +371,14 @@ def main() -> None:
                         help="wall times (s) at which the table reads HV (default: 30 60 90 120, a quiet machine)")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], metavar="JSON",
                         help="add the runs of other result files (e.g. one tool run as a separate invocation)")
+    parser.add_argument("--variant", metavar="LABEL",
+                        help="run nas with the --set overrides below as the variant nas[LABEL] (a lever study)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a field of the quickstart for nas's runs (needs --variant), e.g. scheduler=none")
     parser.add_argument("--synetune-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.set and not args.variant:
+        parser.error("--set makes a variant of nas: name it with --variant LABEL")
     if args.synetune_child:
         run_synetune(args.seeds[0], args.n_trials, args.epochs, args.workdir)
         return
@@ -374,7 +392,7 @@ def main() -> None:
             tools.remove("synetune")
     for seed in args.seeds:  # seed-major: if time runs out, every tool has its first seeds
         for tool in tools:
-            key = f"{tool}/{seed}"
+            key = f"{_label(tool, args)}/{seed}"
             done = results.get(key)
             if done and done["n_trials"] == args.n_trials and done["epochs_per_trial"] == args.epochs:
                 continue

@@ -29,6 +29,7 @@ CASES = [  # (state, attrs, outcome, counts under "trainings", counts under "tri
     (TrialState.PRUNED, {"status": "infeasible", "infeasible": True}, "infeasible", False, True),
     (TrialState.PRUNED, {"status": "too_large"}, "infeasible", False, True),
     (TrialState.PRUNED, {"status": "prescreened"}, None, False, False),
+    (TrialState.COMPLETE, {"status": "complete", "scored_by": "supernet"}, "scored", True, True),  # one-shot
 ]
 
 
@@ -45,10 +46,14 @@ def test_spent_and_the_status_words() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     for state, attrs, *_ in CASES:
         study.add_trial(_trial(state, **attrs))
-    assert spent(study) == 3 and spent(study, "trials") == 8
+    assert spent(study) == 4 and spent(study, "trials") == 9
     got = outcome_counts(study.get_trials())
-    assert got == {"trained": 1, "stopped": 1, "failed": 1, "reused": 3, "infeasible": 2}
-    assert describe_outcomes(got) == "trained 1, stopped 1, failed 1, reused 3, infeasible 2"
+    assert got == {"trained": 1, "stopped": 1, "failed": 1, "scored": 1, "reused": 3, "infeasible": 2}
+    assert describe_outcomes(got) == "trained 1, stopped 1, failed 1, scored 1, reused 3, infeasible 2"
+    multi_trial = {**got, "scored": 0}  # a multi-trial study never says "scored"; a one-shot one never "trained"
+    assert describe_outcomes(multi_trial) == "trained 1, stopped 1, failed 1, reused 3, infeasible 2"
+    one_shot = {**got, "trained": 0, "stopped": 0}
+    assert describe_outcomes(one_shot) == "failed 1, scored 1, reused 3, infeasible 2"
     assert sample_cap(24) == 240 and sample_cap(24, "trials") == 24
 
 

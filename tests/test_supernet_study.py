@@ -106,6 +106,14 @@ def test_a_one_shot_study_end_to_end(tmp_path: Path, ray_session: None, capsys: 
     assert main(["study", "status", str(out), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["pareto"] and len(status["trials"]) == 50
+    assert status["strategy"] == "one_shot" and status["supernet"]["epochs"] == 2
+    assert status["outcomes"]["scored"] == sum(1 for t in complete if t.user_attrs.get("reused_from") is None)
+    assert status["outcomes"]["trained"] == 0 and status["confirmation"]["correlations"]["val_acc"]
+    assert main(["study", "status", str(out)]) == 0  # the words say the scores are inherited, not trained
+    words = capsys.readouterr().out
+    assert "scored" in words and "trained" not in words.splitlines()[0].split("(")[0]
+    assert "one-shot study: val_acc below is inherited-weight accuracy from the supernet (2 epoch(s)" in words
+    assert "confirmed by stand-alone retraining" in words
     assert main(["export", str(out), "--pick", "max:val_acc", "--out", str(tmp_path / "best.yaml"),
                  "--weights", str(tmp_path / "best.pt"), "--verify"]) == 0
     assert main(["export", str(out), "--pick", "max:val_acc", "--confirmed", "--out", str(tmp_path / "c.yaml")]) == 0

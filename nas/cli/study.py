@@ -232,7 +232,45 @@ def status_object(config: Any, study_dir: Path) -> dict[str, Any]:
         "prescreened": summary.get("prescreened", 0), "best_val_acc": summary["best_val_acc"],
         "trials": trials, "pareto": pareto,
         "hypervolume": None if hv is None else hv.value, "hv_reference": None if hv is None else hv.reference,
+        **_strategy_status(config, study_dir),
     }
+
+
+def _strategy_status(config: Any, study_dir: Path) -> dict[str, Any]:
+    """``strategy`` (multi_trial | one_shot); for a one-shot study its supernet's training and, once run,
+    the confirmation's rank agreement: a reader must see that the front holds inherited-weight scores."""
+    if config.strategy is None:
+        return {"strategy": "multi_trial"}
+    import json
+
+    from nas.supernet.study import SUPERNET_DIR
+
+    out: dict[str, Any] = {"strategy": "one_shot", "supernet": None, "confirmation": None}
+    train = study_dir / SUPERNET_DIR / "train.json"
+    if train.is_file():
+        doc = json.loads(train.read_text())
+        out["supernet"] = {k: doc.get(k) for k in ("epochs", "steps", "params", "wall_s")}
+    confirm = study_dir / "confirm" / "confirm.json"
+    if confirm.is_file():
+        doc = json.loads(confirm.read_text())
+        out["confirmation"] = {k: doc.get(k) for k in ("correlations", "hypervolume")}
+    return out
+
+
+def _one_shot_line(status: dict[str, Any]) -> str | None:
+    if status.get("strategy") != "one_shot":
+        return None
+    sup = status.get("supernet")
+    line = "one-shot study: val_acc below is inherited-weight accuracy from the supernet"
+    line += (f" ({sup['epochs']} epoch(s), {sup['params']:,} parameters)" if sup else " (not trained yet)")
+    corr = (((status.get("confirmation") or {}).get("correlations") or {}).get("val_acc") or {}).get("all") or {}
+    tau = corr.get("kendall_tau")
+    if tau is not None:
+        line += (f"; confirmed by stand-alone retraining of {corr.get('n')} architectures: Kendall tau {tau:+.2f} "
+                 "between their scores and their confirmed accuracy (nas study report shows both)")
+    else:
+        line += "; not confirmed yet (nas study confirm, or strategy.one_shot.confirm)"
+    return line
 
 
 def _print_status(config: Any, study_dir: Path) -> None:
@@ -241,10 +279,15 @@ def _print_status(config: Any, study_dir: Path) -> None:
 
     outcomes = status["outcomes"]
     states = describe_outcomes(outcomes) if any(outcomes.values()) else "no trials yet"
+    one_shot = status["strategy"] == "one_shot"
     print(f"study {status['name']!r} in {study_dir}: {states} (of n_trials {status['n_trials']}: "
-          f"{budget_note(status['n_trials_counts'])}; infeasible: over a constraint, never trained"
+          f"{budget_note(status['n_trials_counts'], one_shot)}; infeasible: over a constraint, never "
+          + ("scored" if one_shot else "trained")
           + (f"; {status['prescreened']} screened out by the proxy, never trained, not counted"
              if status["prescreened"] else "") + ")")
+    line = _one_shot_line(status)
+    if line:
+        print(line)
     rows = []
     for p in status["pareto"]:
         row: dict[str, Any] = {"trial": p["number"]}

@@ -48,6 +48,22 @@ def _fan_out_conv(m: nn.Conv2d) -> None:
 CONV_INITS = {"shiftvit": _trunc_normal_conv, "coatnet": _fan_out_conv}
 
 
+def init_position_table_(table: Tensor, unit_scale: bool) -> None:
+    """A position table: N(0, 1) ahead of attention (``unit_scale``), truncated N(0, 0.02) otherwise (see
+    :meth:`VisionNet._init_weights` for why). The supernet initialises its tables with the same rule."""
+    if unit_scale:
+        nn.init.normal_(table, std=1.0)
+    else:
+        nn.init.trunc_normal_(table, std=0.02)
+
+
+def init_linear_(m: nn.Linear) -> None:
+    """ViT/DeiT's linear layers: truncated N(0, 0.02) weights, zero biases."""
+    nn.init.trunc_normal_(m.weight, std=0.02)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
 class VisionNet(nn.Module):
     """The network a genome describes; same methods for every family (timm's contract)."""
 
@@ -119,17 +135,13 @@ class VisionNet(nn.Module):
         # is only noise on the pixels (quickstart trials with a conv first stage lost 2 to 12 points with
         # it), so there it keeps 0.02.
         # Paper-scale genomes (``init`` set) follow their official code instead: a 0.02 table.
-        if self.pos_embed is not None and get_spec(self.genome.stages[0].mixer).attention and not self.genome.init:
-            nn.init.normal_(self.pos_embed, std=1.0)
-        elif self.pos_embed is not None:
-            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed is not None:
+            init_position_table_(self.pos_embed, get_spec(self.genome.stages[0].mixer).attention and not self.genome.init)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                init_linear_(m)
             elif isinstance(m, nn.Conv2d) and self.genome.init in CONV_INITS:
                 CONV_INITS[self.genome.init](m)
             elif isinstance(m, nn.LayerNorm) and self.genome.norm_eps is not None:

@@ -25,7 +25,7 @@ __all__ = ["COUNTINGS", "OUTCOMES", "counts", "is_copy", "outcome_of", "outcome_
            "sampled", "describe_outcomes", "budget_note", "config_counting"]
 
 COUNTINGS = ("trainings", "trials")
-OUTCOMES = ("trained", "stopped", "failed", "reused", "infeasible")  # in the order a status line shows them
+OUTCOMES = ("trained", "stopped", "failed", "scored", "reused", "infeasible")  # in the order a status line shows them
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")  # TrialState names
 _UNTRAINED = ("infeasible", "too_large")
 CAP_FACTOR = 10  # samples per counted trial at most: copies and infeasible ones included
@@ -49,6 +49,8 @@ def outcome_of(trial: "FrozenTrial") -> str | None:
         return "infeasible"
     if trial.state.name == "FAIL":
         return "failed"
+    if trial.user_attrs.get("scored_by") == "supernet":
+        return "scored"  # a one-shot study's: inherited weights, nothing trained for it
     return "trained" if trial.state.name == "COMPLETE" else "stopped"
 
 
@@ -58,7 +60,7 @@ def counts(trial: "FrozenTrial", counting: str = "trainings", requeued: Iterable
     outcome = outcome_of(trial)
     if outcome is None or (trial.state.name == "FAIL" and trial.number in requeued):
         return False
-    return counting == "trials" or outcome in ("trained", "stopped", "failed")
+    return counting == "trials" or outcome in ("trained", "stopped", "failed", "scored")
 
 
 def spent(study: "optuna.Study", counting: str = "trainings") -> int:
@@ -89,12 +91,19 @@ def outcome_counts(trials: "Iterable[FrozenTrial]") -> dict[str, int]:
 
 
 def describe_outcomes(counted: dict[str, int]) -> str:
-    """``trained 18, stopped 6, failed 0, reused 3, infeasible 4``: the words of the status lines."""
-    return ", ".join(f"{k} {counted.get(k, 0)}" for k in OUTCOMES)
+    """``trained 18, stopped 6, failed 0, reused 3, infeasible 4``: the words of the status lines.
+    A one-shot study's (its trials ``scored`` with inherited weights) reads ``scored 81, failed 0, ...``:
+    nothing was trained or stopped for it, and a multi-trial study never shows ``scored``."""
+    one_shot = counted.get("scored", 0) > 0
+    hidden = ("trained", "stopped") if one_shot else ("scored",)
+    return ", ".join(f"{k} {counted.get(k, 0)}" for k in OUTCOMES if k not in hidden or counted.get(k, 0))
 
 
-def budget_note(counting: str) -> str:
+def budget_note(counting: str, one_shot: bool = False) -> str:
     """What ``n_trials`` counted, for the status line."""
+    if one_shot:
+        return ("one-shot: every architecture scored with weights inherited from the supernet, none trained "
+                "for itself; n_trials counts every trial, reused and infeasible ones included")
     if counting == "trials":
         return "every finished trial counts toward n_trials"
     return "n_trials counts trained, stopped and failed architectures; reused and infeasible ones are free"

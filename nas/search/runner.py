@@ -287,20 +287,49 @@ def run_study(config: Any, study_dir: str | Path, *, quiet: bool = False, dry_ru
         return _run_locked(config, study_dir, quiet=quiet, dry_run=dry_run)
 
 
+def _early_ray(config: Any, study_dir: Path) -> Any:
+    """A new study in its folder's own SQLite file has every trial still to run: Ray starts on its thread
+    before the study storage is opened (about 0.75 s of the first result on 2 cores), not after. A study
+    that already has a storage (a rerun, a resume, a shared database) may have nothing left to run, and
+    starts Ray only once it knows (:func:`_run_locked`)."""
+    if config.storage is not None or config.n_trials <= 0:
+        return None
+    db = sqlite_path(storage_url(study_dir, config.storage))
+    if db is None or db.exists():
+        return None
+    from nas.search.clock import PROFILE
+    from nas.search.startup import BackgroundRay
+
+    import ray  # noqa: F401 - imported here, on the main thread; the thread only calls ray.init
+
+    config.load_space()  # imports the space's plugins first: Ray's runtime_env names their folders
+    PROFILE.mark("space and plugins loaded")
+    return BackgroundRay(start_ray_checked, init_ray, config.ray_address, config.resources).start()
+
+
 def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> dict[str, Any]:
     from nas.search.clock import PROFILE
     from nas.search.startup import BackgroundRay
 
-    study = prepare_study(config, study_dir)
+    ray_start = _early_ray(config, study_dir)
+    try:
+        study = prepare_study(config, study_dir)
+    except BaseException:
+        if ray_start is not None:
+            ray_start.abandon()
+        raise
     PROFILE.mark("study storage open")
     objectives = list(config.objectives)
     counting = config_counting(config)
     remaining = config.n_trials - spent(study, counting)
+    if remaining <= 0 and ray_start is not None:
+        ray_start.abandon()
     if remaining > 0:
-        # Ray starts on a thread meanwhile: nothing below needs it until the first trial is scheduled.
-        import ray  # noqa: F401 - imported here, on the main thread; the thread only calls ray.init
+        if ray_start is None:
+            # Ray starts on a thread meanwhile: nothing below needs it until the first trial is scheduled.
+            import ray  # noqa: F401 - imported here, on the main thread; the thread only calls ray.init
 
-        ray_start = BackgroundRay(start_ray_checked, init_ray, config.ray_address, config.resources).start()
+            ray_start = BackgroundRay(start_ray_checked, init_ray, config.ray_address, config.resources).start()
         try:
             data, space, prescreener, ctx, claims, rank = _prepare_run(config, study, study_dir, objectives, dry_run)
         except BaseException:

@@ -181,19 +181,16 @@ class Supernet(nn.Module):
     def _init_weights(self) -> None:
         """As :class:`nas.models.builder.VisionNet` initialises the plain networks (position tables by
         the first mixer: unit scale ahead of attention, 0.02 ahead of convolution and shift)."""
+        from nas.models.builder import init_linear_, init_position_table_
+
         if self.pos_embeds is not None:
             for mixer, table in self.pos_embeds.items():
-                if get_spec(mixer).attention:
-                    nn.init.normal_(table, std=1.0)
-                else:
-                    nn.init.trunc_normal_(table, std=0.02)
+                init_position_table_(table, get_spec(mixer).attention)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                init_linear_(m)
 
     # -- paths ---------------------------------------------------------------------------------------
     def _source(self, key: str, genome: Genome) -> tuple[str, int]:

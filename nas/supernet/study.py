@@ -169,9 +169,11 @@ def _progress(study: optuna.Study, objectives: list[str], done: int, total: int,
     s = study_summary(study, objectives)
     best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
     elapsed = time.time() - start
-    print(f"[{done:>5}/{total}] scored with inherited weights | complete {s['states'].get('COMPLETE', 0)} "
-          f"infeasible {s['infeasible']} | best val_acc {best} front {len(s['front'])} | {elapsed:.0f}s "
-          f"({done / max(elapsed, 1e-9) * 3600:.0f} architectures/h)", flush=True)
+    o = s["outcomes"]
+    distinct = o["scored"] + o["infeasible"]  # architectures looked at; a copy repeats one the sampler proposed before
+    print(f"[{done:>5}/{total}] trials | scored {o['scored']} infeasible {o['infeasible']} reused {o['reused']} | "
+          f"best val_acc {best} front {len(s['front'])} | {elapsed:.0f}s ({distinct / max(elapsed, 1e-9) * 3600:.0f} "
+          "distinct architectures/h)", flush=True)
 
 
 def run_one_shot_study(config: Any, study_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
