@@ -110,7 +110,8 @@ def run_one(tool: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     for e in events:
         e["t"] -= t0
     events.sort(key=lambda e: e["t"])
-    record = {"tool": _label(tool, args), "sets": list(args.set) if tool == "nas" else [], "seed": seed, "n_trials": args.n_trials, "epochs_per_trial": args.epochs,
+    record = {"tool": _label(tool, args), "sets": list(args.set) if tool == "nas" else [], "seed": seed,
+              "n_trials": args.n_trials, "epochs_per_trial": args.epochs,
               "wall_s": wall, "events": events, "load": load.samples,
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": f"{os.cpu_count()} CPUs"}

@@ -243,17 +243,17 @@ def _strategy_status(config: Any, study_dir: Path) -> dict[str, Any]:
         return {"strategy": "multi_trial"}
     import json
 
-    from nas.supernet.study import SUPERNET_DIR
+    from nas.analysis.confirmed import load_confirmation
+    from nas.supernet.study import SUPERNET_DIR, TRAIN_FILE
 
     out: dict[str, Any] = {"strategy": "one_shot", "supernet": None, "confirmation": None}
-    train = study_dir / SUPERNET_DIR / "train.json"
+    train = study_dir / SUPERNET_DIR / TRAIN_FILE
     if train.is_file():
         doc = json.loads(train.read_text())
         out["supernet"] = {k: doc.get(k) for k in ("epochs", "steps", "params", "wall_s")}
-    confirm = study_dir / "confirm" / "confirm.json"
-    if confirm.is_file():
-        doc = json.loads(confirm.read_text())
-        out["confirmation"] = {k: doc.get(k) for k in ("correlations", "hypervolume")}
+    confirmation = load_confirmation(study_dir)
+    if confirmation is not None:
+        out["confirmation"] = {k: confirmation.get(k) for k in ("correlations", "hypervolume")}
     return out
 
 

@@ -298,18 +298,24 @@ def _early_ray(config: Any, study_dir: Path) -> Any:
     if db is None or db.exists():
         return None
     from nas.search.clock import PROFILE
+
+    config.load_space()  # imports the space's plugins first: Ray's runtime_env names their folders
+    PROFILE.mark("space and plugins loaded")
+    return _ray_thread(config)
+
+
+def _ray_thread(config: Any) -> Any:
+    """Ray's start (local, or the connection to ``ray_address``) on a thread: nothing needs it until the
+    first trial is scheduled (:class:`nas.search.startup.BackgroundRay`)."""
     from nas.search.startup import BackgroundRay
 
     import ray  # noqa: F401 - imported here, on the main thread; the thread only calls ray.init
 
-    config.load_space()  # imports the space's plugins first: Ray's runtime_env names their folders
-    PROFILE.mark("space and plugins loaded")
     return BackgroundRay(start_ray_checked, init_ray, config.ray_address, config.resources).start()
 
 
 def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> dict[str, Any]:
     from nas.search.clock import PROFILE
-    from nas.search.startup import BackgroundRay
 
     ray_start = _early_ray(config, study_dir)
     try:
@@ -326,10 +332,7 @@ def _run_locked(config: Any, study_dir: Path, *, quiet: bool, dry_run: bool) -> 
         ray_start.abandon()
     if remaining > 0:
         if ray_start is None:
-            # Ray starts on a thread meanwhile: nothing below needs it until the first trial is scheduled.
-            import ray  # noqa: F401 - imported here, on the main thread; the thread only calls ray.init
-
-            ray_start = BackgroundRay(start_ray_checked, init_ray, config.ray_address, config.resources).start()
+            ray_start = _ray_thread(config)
         try:
             data, space, prescreener, ctx, claims, rank = _prepare_run(config, study, study_dir, objectives, dry_run)
         except BaseException:

@@ -26,11 +26,12 @@ import torch
 
 from nas.supernet.score import SCORED_BY, SubnetScorer
 
-__all__ = ["run_one_shot_study", "SUPERNET_DIR", "WEIGHTS_FILE", "train_phase", "search_phase"]
+__all__ = ["run_one_shot_study", "SUPERNET_DIR", "WEIGHTS_FILE", "TRAIN_FILE", "train_phase", "search_phase"]
 
 SUPERNET_DIR = "supernet"
 WEIGHTS_FILE = "weights.pt"  # the trained supernet: {"skeleton": ..., "state": ...}
 CHECKPOINT_FILE = "checkpoint.pt"  # per-epoch training state (weights, optimizer, RNG states)
+TRAIN_FILE = "train.json"  # what the supernet training did: epochs, steps, paths, wall time, history
 
 
 def _fixed(data: Any) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def train_phase(config: Any, study_dir: Path, *, quiet: bool = False) -> dict[st
     info = {"epochs": run.epochs, "steps": run.steps, "paths": run.paths, "elapsed_s": run.elapsed_s,
             "wall_s": time.time() - start, "history": run.history,
             "params": sum(p.numel() for p in supernet.parameters())}
-    (folder / "train.json").write_text(json.dumps(info, indent=1) + "\n")
+    (folder / TRAIN_FILE).write_text(json.dumps(info, indent=1) + "\n")
     (folder / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final weights replace the resumable state
     return doc
 
