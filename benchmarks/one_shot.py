@@ -62,6 +62,30 @@ def run_quickstart(seed: int, workdir: Path) -> dict[str, Any]:
     return r
 
 
+QUICKSTART_S_PER_TRIAL = 4.5  # the quickstart's 24 trials took 108 s here: sizes an equal-time run with room to spare
+
+
+def one_shot_total_s(r: dict[str, Any]) -> float:
+    """A one-shot run's total wall time, its supernet's training included when it was trained earlier."""
+    return r["wall_s"] + (r.get("supernet_train_s", 0.0) if r.get("supernet_reused") else 0.0)
+
+
+def run_quickstart_for(seed: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    """The quickstart (TPE + MO-ASHA) given ``seconds`` of wall time: ``n_trials`` raised so that it runs
+    at least that long, its hypervolume read at ``seconds`` from the trials fully trained by then."""
+    import math
+
+    import search_efficiency as se
+
+    n_trials = math.ceil(seconds / QUICKSTART_S_PER_TRIAL * 1.3)
+    r = se.run_one("quickstart", [f"n_trials={n_trials}"], seed, workdir / "equal_time")
+    r["budget_s"], r["n_trials"] = seconds, n_trials
+    r["hv_at_budget"] = max((hv for t, hv in r["curve"] if t <= seconds), default=0.0)
+    r["final_hv"] = r["curve"][-1][1]
+    r["machine"] = _machine()
+    return r
+
+
 # -- ranking: architectures trained stand-alone ------------------------------------------------------
 def ranking_architectures(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` genomes of the quickstart's space spanning the four first-stage mixers and the width/depth
@@ -280,21 +304,23 @@ def print_tables(results: dict[str, Any], scores: dict[str, float], archs_target
     os_runs = [dict(r, label=k.split("/")[0]) for k, r in results.items() if k.startswith(("one_shot/", "one_shot["))]
     print("## Throughput (architectures per hour, this machine)\n")
     rows = []
+    qs_rates = [r["trained_any"] / r["wall_s"] * 3600 for r in qs]
+    qs_rate = sum(qs_rates) / len(qs_rates) if qs_rates else float("nan")
     for r in qs:
         rows.append(["quickstart (TPE + MO-ASHA, 24 trials x 3 epochs)", r["seed"], _f(r["wall_s"], 4),
                      f"{r['trained_any']} trained ({r['trained']} to the end)",
-                     _f(r["trained_any"] / r["wall_s"] * 3600, 3), r.get("machine", "")])
+                     _f(r["trained_any"] / r["wall_s"] * 3600, 3), "-", r.get("machine", "")])
     for r in os_runs:
-        train, rate = r.get("supernet_train_s"), None
-        if r.get("scored") and r.get("scoring_span_s"):
-            rate = r["scoring_span_s"] / r["scored"]  # seconds per distinct architecture looked at
-        if train and rate:
-            total = train + r["scoring_span_s"]
+        train, span = r.get("supernet_train_s"), r.get("scoring_span_s")
+        if train and span and r.get("scored"):
+            total = train + span
+            rate = r["scored"] / total * 3600
             rows.append([f"{r['label']} ({r.get('trials', r['scored'])} trials; supernet training included)", r["seed"],
-                         _f(total, 4), f"{r['scored']} distinct scored or infeasible, {r.get('reused', 0)} copies, "
-                         f"in {r['scoring_span_s']:.0f}s of search", _f(r["scored"] / total * 3600, 3),
+                         _f(total, 4), f"{r['scored']} distinct ({r.get('scored_complete', '?')} scored, the rest "
+                         f"infeasible), {r.get('reused', 0)} copies, in {span:.0f}s of search",
+                         _f(rate, 3), f"{rate / qs_rate:.1f}x (scored only {r.get('scored_complete', 0) / total * 3600 / qs_rate:.1f}x)",
                          r.get("machine", "")])
-    print(pipe_table(["run", "seed", "wall s", "architectures", "per hour", "machine"], rows))
+    print(pipe_table(["run", "seed", "wall s", "architectures", "per hour", "vs quickstart mean", "machine"], rows))
     print("\n## Ranking: supernet score vs stand-alone val_acc (mean over seeds, quickstart budget)\n")
     rows = [[r["architectures"], r["n"], r["seeds"], _f(r["kendall_tau"]), _f(r["tau_95"]), _f(r["spearman_rho"]),
              _f(r["rho_95"])] for r in ranking_rows(results, scores)]
@@ -303,15 +329,26 @@ def print_tables(results: dict[str, Any], scores: dict[str, float], archs_target
     rows = [["quickstart", r["seed"], _f(r["final_hv"], 4), _f(r["wall_s"], 4)] for r in qs]
     for r in os_runs:
         hv = (r.get("confirm") or {}).get("hypervolume") or {}
-        wall = r.get("wall_s", float("nan")) + (r.get("supernet_train_s", 0.0) if r.get("supernet_reused") else 0.0)
+        wall = one_shot_total_s(r) if "wall_s" in r else float("nan")
         rows.append([f"{r['label']}, confirmed front", r["seed"], _f(hv.get("confirmed_fraction", float("nan")), 4),
                      _f(wall, 4)])
+    for k, r in results.items():
+        if k.startswith("quickstart_equal_time/"):
+            rows.append([f"quickstart given the one-shot run's wall time ({r['n_trials']} trials asked)", r["seed"],
+                         _f(r["hv_at_budget"], 4), f"{r['budget_s']:.0f} (ran {r['wall_s']:.0f})"])
     print(pipe_table(["run", "seed", "final HV (fraction of the box)", "wall s"], rows))
+    pairs = [(results[f"one_shot/{r['seed']}"], r) for k, r in results.items()
+             if k.startswith("quickstart_equal_time/") and f"one_shot/{r['seed']}" in results]
+    if pairs:
+        diffs = [((o.get("confirm") or {}).get("hypervolume") or {}).get("confirmed_fraction", float("nan"))
+                 - q["hv_at_budget"] for o, q in pairs]
+        print(f"\none-shot confirmed HV minus the quickstart's at equal wall time, per seed: "
+              + ", ".join(f"{d:+.3f}" for d in diffs))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "ranking"])
+    parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "equal_time", "ranking"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
@@ -335,6 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             if key not in results:
                 results[key] = run_one_shot(seed, args.workdir, args.set)
                 _save(results, args.results)
+    if not args.table_only and "equal_time" in args.only:
+        for seed in args.seeds:
+            key, one_shot = f"quickstart_equal_time/{seed}", results.get(f"one_shot/{seed}")
+            if key not in results and one_shot:
+                results[key] = run_quickstart_for(seed, one_shot_total_s(one_shot), args.workdir)
+                _save(results, args.results)
+                print(f"{key}: {results[key]['wall_s']:.0f}s, HV at {results[key]['budget_s']:.0f}s "
+                      f"{results[key]['hv_at_budget']:.4f}", flush=True)
     if not args.table_only and "standalone" in args.only:
         run_standalone(results, args.results, args.rank_archs)
     for extra in (args.results.with_name("one_shot_standalone.json"), args.results.with_name("one_shot_run.json")):

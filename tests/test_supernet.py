@@ -140,6 +140,36 @@ def test_batchnorm_recalibration_estimates_the_subnet_statistics() -> None:
     assert not torch.equal(first.running_mean, supernet.blocks[0][0]["conv"].mixer.norm.running_mean[:16])
 
 
+def test_recalibration_stops_after_the_last_batch_norm_with_the_full_passes_statistics() -> None:
+    """A conv stage then an attention stage: calibration need not run the attention stage, and the
+    statistics equal those of complete forward passes."""
+    from nas.genome import parse_genome
+
+    space = space_of(["conv", "attention"])
+    torch.manual_seed(0)
+    supernet = Supernet(skeleton_of(space, FIXED)).eval()
+    genome = next(g for g in genomes(space, 40) if [s.mixer for s in g.stages] == ["conv", "attention"])
+    batches = [torch.randn(4, 1, 16, 16) for _ in range(3)]
+    early, full = extract(supernet, genome), extract(supernet, parse_genome(genome.to_dict()))
+    calls: list[int] = []
+    hook = early.stages[1].register_forward_hook(lambda m, i, o: calls.append(1))
+    recalibrate_bn(early, batches)
+    hook.remove()
+    assert calls == []  # the attention stage after the last batch norm never ran
+    norms = [m for m in full.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    full.train()
+    with torch.no_grad():
+        for xb in batches:
+            full(xb)
+    full.eval()
+    assert torch.equal(early(batches[0]), full(batches[0]))
+    assert all(m.momentum == 0.1 for m in early.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not early.stages[0][0].mixer.norm._forward_hooks  # the stopping hooks are removed
+
+
 @pytest.mark.parametrize("change, message", [
     ({"fixed": {"image_size": 16, "stem": "patch", "patch_size": 4, "pool": "mean"},
       "global": {"qkv_bias": {"choices": [True, False]}}}, "searches top-level fields (qkv_bias)"),

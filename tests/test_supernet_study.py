@@ -93,10 +93,15 @@ def test_a_one_shot_study_end_to_end(tmp_path: Path, ray_session: None, capsys: 
     assert "supernet epoch 2/2" in printed and "Rank agreement" in printed and "Pareto front" in printed
     study = load_optuna_study(out, "os", None)
     trials = study.get_trials(deepcopy=False)
-    assert len(trials) == 50 and all(t.user_attrs["scored_by"] == "supernet" for t in trials)
+    assert all(t.user_attrs["scored_by"] == "supernet" for t in trials)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     infeasible = [t for t in trials if t.user_attrs.get("status") == "infeasible"]
-    assert complete and len(complete) + len(infeasible) == 50
+    assert complete and len(complete) + len(infeasible) == len(trials)
+    # n_trials counts scored architectures: copies and infeasible ones are free
+    scored = {t.user_attrs["key"] for t in complete if t.user_attrs.get("reused_from") is None}
+    assert len(scored) == 50 == sum(1 for t in complete if t.user_attrs.get("reused_from") is None)
+    assert [t.number for t in trials] == list(range(len(trials)))  # stored in order, nothing lost
+    assert all(t.user_attrs["reused_from"] < t.number for t in trials if t.user_attrs.get("reused_from") is not None)
     assert all(t.user_attrs["flops"] <= 1.0e5 for t in complete)
     assert all(t.user_attrs["flops"] > 1.0e5 and "val_acc" not in t.user_attrs for t in infeasible)
     assert (out / "supernet" / "weights.pt").is_file() and not (out / "supernet" / "checkpoint.pt").exists()
@@ -105,7 +110,7 @@ def test_a_one_shot_study_end_to_end(tmp_path: Path, ray_session: None, capsys: 
     # status, export of inherited weights (a plain network, strict load) and of the confirmed result
     assert main(["study", "status", str(out), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["pareto"] and len(status["trials"]) == 50
+    assert status["pareto"] and len(status["trials"]) == len(trials)
     assert status["strategy"] == "one_shot" and status["supernet"]["epochs"] == 2
     assert status["outcomes"]["scored"] == sum(1 for t in complete if t.user_attrs.get("reused_from") is None)
     assert status["outcomes"]["trained"] == 0 and status["confirmation"]["correlations"]["val_acc"]

@@ -102,8 +102,10 @@ def describe_outcomes(counted: dict[str, int]) -> str:
 def budget_note(counting: str, one_shot: bool = False) -> str:
     """What ``n_trials`` counted, for the status line."""
     if one_shot:
+        counted = ("every trial, reused and infeasible ones included" if counting == "trials" else
+                   "scored architectures; reused and infeasible ones are free")
         return ("one-shot: every architecture scored with weights inherited from the supernet, none trained "
-                "for itself; n_trials counts every trial, reused and infeasible ones included")
+                f"for itself; n_trials counts {counted}")
     if counting == "trials":
         return "every finished trial counts toward n_trials"
     return "n_trials counts trained, stopped and failed architectures; reused and infeasible ones are free"

@@ -37,20 +37,44 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
+class _AllNormsSeen(Exception):
+    """Raised by a forward hook once every batch norm has seen the batch: the rest of the pass is not needed."""
+
+
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor]) -> nn.Module:
     """Reset every batch norm's running statistics and re-estimate them as the plain average over
-    ``batches`` (momentum ``None``), in training mode; returns the model in eval mode."""
+    ``batches`` (momentum ``None``), in training mode; returns the model in eval mode.
+
+    Each calibration pass stops as soon as every batch norm has seen the batch: in a C-C-T-T network
+    the attention stages after the last MBConv would only compute logits nobody reads (this halves the
+    cost of scoring such a subnet). The statistics are those of the full pass."""
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     if not norms:
         return model.eval()
     saved = [m.momentum for m in norms]
+    seen: set[int] = set()
+
+    def hook(module: nn.Module, args: object, output: object) -> None:
+        seen.add(id(module))
+        if len(seen) == len(norms):
+            raise _AllNormsSeen
+
+    handles = [m.register_forward_hook(hook) for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batches
     model.train()
-    for xb in batches:
-        model(xb)
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
+    try:
+        for xb in batches:
+            seen.clear()
+            try:
+                model(xb)
+            except _AllNormsSeen:
+                pass
+    finally:
+        for h in handles:
+            h.remove()
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
     return model.eval()

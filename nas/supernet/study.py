@@ -110,58 +110,119 @@ def _scorers(config: Any, weights: dict[str, Any], study_dir: Path) -> list[Any]
             for _ in range(config.max_concurrent)]
 
 
+class _TrialWriter:
+    """Stores finished trials in the persistent study on a thread of its own, in the order given.
+
+    Each ``add_trial`` is one SQLite transaction (tens of milliseconds, more than scoring a small
+    subnet), so the writes overlap the next round's scoring instead of following it. A trial is stored
+    whole or not at all; one still queued when the driver is killed is scored again on resume, under
+    the same number (the in-memory study is rebuilt from what was stored)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        import queue
+        import threading
+
+        self.study, self.error = study, None
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="nas-trial-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (trial := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.study.add_trial(trial)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by close() on the driver's thread
+                    self.error = exc
+
+    def put(self, trials: list[Any]) -> None:
+        if self.error is not None:
+            raise self.error
+        for t in trials:
+            self.queue.put(t)
+
+    def close(self) -> None:
+        """Wait for every queued trial to be stored; raise the first write error."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _chunks(keys: list[str], workers: int) -> list[list[str]]:
+    """About four chunks per worker: a worker that drew small subnets takes more of them."""
+    size = max(1, -(-len(keys) // (4 * workers)))
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
 def search_phase(config: Any, study: optuna.Study, study_dir: Path, weights: dict[str, Any], *,
                  quiet: bool = False) -> None:
-    """Score architectures until ``n_trials`` are stored (see the module docstring)."""
-    import ray
+    """Score architectures until ``n_trials`` count (see the module docstring and
+    :mod:`nas.search.budget`: by default copies and infeasible architectures are free)."""
+    from ray.util import ActorPool
 
     from nas.genome import parse_genome
+    from nas.search.budget import config_counting, sample_cap, spent
     from nas.search.feedback import with_feedback
     from nas.search.objective import dataset_for
     from nas.search.records import classify_result
     from nas.search.runner import write_trials_csv
-    from nas.search.storage import finished_count
 
     objectives, directions = list(config.objectives), config.directions()
+    counting = config_counting(config)
+    cap = sample_cap(config.n_trials, counting)
     data = dataset_for(config.data, config.seed)
     space = config.load_space()
     fixed = _fixed(data)
     memory = _memory_study(config, study)
     known: dict[str, dict[str, Any]] = {}  # key -> result: an architecture is scored once per study
-    for t in memory.trials:
+    for t in memory.get_trials(deepcopy=False):
         if t.user_attrs.get("key") and t.user_attrs["key"] not in known:
             known[t.user_attrs["key"]] = {**{k: v for k, v in t.user_attrs.items() if k != "reused_from"},
                                           "number": t.number}
     scorers = _scorers(config, weights, study_dir)
-    start, done = time.time(), finished_count(study)
-    while done < config.n_trials:
-        asked = [memory.ask() for _ in range(min(config.strategy.batch_trials, config.n_trials - done))]
-        genomes = [parse_genome(space.suggest(t), **fixed) for t in asked]
-        todo = {g.key: g.to_dict() for g in genomes if g.key not in known}
-        keys = list(todo)
-        chunks = [keys[i::len(scorers)] for i in range(len(scorers))]
-        futures = [s.score_many.remote([todo[k] for k in chunk]) for s, chunk in zip(scorers, chunks) if chunk]
-        for chunk, results in zip([c for c in chunks if c], ray.get(futures)):
-            for key, result in zip(chunk, results):
-                known[key] = {**result, "genome": todo[key]}
-        for trial, genome in zip(asked, genomes):
-            result = dict(known[genome.key])
-            reused = result.get("number") is not None and trial.number != result["number"]
-            outcome = classify_result({**result, "genome": genome.to_dict()}, False, objectives)
-            attrs = with_feedback(outcome.attrs, outcome.state, objectives, directions, memory)
-            attrs["scored_by"] = SCORED_BY
-            if reused:
-                attrs["reused_from"] = result["number"]
-            for name, value in attrs.items():
-                trial.set_user_attr(name, value)
-            memory.tell(trial, outcome.values, state=outcome.state)
-            if not reused:
-                known[genome.key]["number"] = trial.number
-            study.add_trial(memory.trials[trial.number])  # one transaction: a kill leaves no half-trial
-        done = finished_count(study)
-        write_trials_csv(study, study_dir, objectives)
-        if not quiet:
-            _progress(study, objectives, done, config.n_trials, start)
+    pool = ActorPool(scorers)
+    writer = _TrialWriter(study)
+    start, last_csv = time.time(), time.time()
+    done, asked_total = spent(memory, counting), len(memory.get_trials(deepcopy=False))
+    try:
+        while done < config.n_trials and asked_total < cap:
+            asked = [memory.ask() for _ in range(min(config.strategy.batch_trials, config.n_trials - done,
+                                                     cap - asked_total))]
+            asked_total += len(asked)
+            genomes = [parse_genome(space.suggest(t), **fixed) for t in asked]
+            todo = {g.key: g.to_dict() for g in genomes if g.key not in known}
+            chunks = _chunks(list(todo), len(scorers))
+            for chunk, results in zip(chunks, pool.map(lambda s, c: s.score_many.remote([todo[k] for k in c]),
+                                                       chunks)):
+                for key, result in zip(chunk, results):
+                    known[key] = {**result, "genome": todo[key]}
+            for trial, genome in zip(asked, genomes):
+                result = dict(known[genome.key])
+                reused = result.get("number") is not None and trial.number != result["number"]
+                outcome = classify_result({**result, "genome": genome.to_dict()}, False, objectives)
+                attrs = with_feedback(outcome.attrs, outcome.state, objectives, directions, memory)
+                attrs["scored_by"] = SCORED_BY
+                if reused:
+                    attrs["reused_from"] = result["number"]
+                for name, value in attrs.items():
+                    trial.set_user_attr(name, value)
+                memory.tell(trial, outcome.values, state=outcome.state)
+                if not reused:
+                    known[genome.key]["number"] = trial.number
+            trials = memory.get_trials(deepcopy=False)
+            writer.put(trials[asked[0].number:asked[-1].number + 1])
+            done = spent(memory, counting)
+            if time.time() - last_csv > 60:  # the table a user can open while the search runs
+                write_trials_csv(memory, study_dir, objectives)
+                last_csv = time.time()
+            if not quiet:
+                _progress(memory, objectives, done, config.n_trials, start)
+    finally:
+        writer.close()
+    if done < config.n_trials and not quiet:
+        print(f"stopped sampling after {asked_total} trials ({cap} at most for n_trials {config.n_trials}): "
+              f"{done} architecture(s) counted; the sampler kept proposing copies or infeasible ones", flush=True)
 
 
 def _progress(study: optuna.Study, objectives: list[str], done: int, total: int, start: float) -> None:
@@ -172,7 +233,7 @@ def _progress(study: optuna.Study, objectives: list[str], done: int, total: int,
     elapsed = time.time() - start
     o = s["outcomes"]
     distinct = o["scored"] + o["infeasible"]  # architectures looked at; a copy repeats one the sampler proposed before
-    print(f"[{done:>5}/{total}] trials | scored {o['scored']} infeasible {o['infeasible']} reused {o['reused']} | "
+    print(f"[{done:>5}/{total}] | scored {o['scored']} infeasible {o['infeasible']} reused {o['reused']} | "
           f"best val_acc {best} front {len(s['front'])} | {elapsed:.0f}s ({distinct / max(elapsed, 1e-9) * 3600:.0f} "
           "distinct architectures/h)", flush=True)
 
@@ -182,7 +243,7 @@ def run_one_shot_study(config: Any, study_dir: str | Path, *, quiet: bool = Fals
     from nas.search.guard import start_ray_checked
     from nas.search.lock import study_lock
     from nas.search.runner import init_ray, prepare_study, study_summary, write_trials_csv
-    from nas.search.storage import finished_count
+    from nas.search.budget import config_counting, spent
 
     study_dir = Path(study_dir).resolve()
     timings: dict[str, float] = {}
@@ -192,9 +253,9 @@ def run_one_shot_study(config: Any, study_dir: str | Path, *, quiet: bool = Fals
         t0 = time.time()
         weights = train_phase(config, study_dir, quiet=quiet)
         timings["train_s"] = time.time() - t0
-        if finished_count(study) < config.n_trials:
+        if spent(study, config_counting(config)) < config.n_trials:
             if not quiet:
-                print(f"study {config.name!r}: scoring {config.n_trials - finished_count(study)} architecture(s) "
+                print(f"study {config.name!r}: scoring {config.n_trials - spent(study, config_counting(config))} architecture(s) "
                       f"with inherited weights in {study_dir}", flush=True)
             started = start_ray_checked(init_ray, config.ray_address, config.resources, what="a scoring worker")
             t1 = time.time()

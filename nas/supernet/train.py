@@ -88,6 +88,7 @@ def train_supernet(
     size = int(supernet.skeleton.top["image_size"])
     train_loader, _ = _loaders(data, config, size, device, seed, False)
     optimizer = torch.optim.AdamW(param_groups(supernet, config.weight_decay), lr=config.lr, betas=(0.9, 0.999))
+    params = list(supernet.parameters())
     rng = random.Random(seed)
     mixer = BatchMixer(data.num_classes, config.mixup_alpha, config.cutmix_alpha)
     mix_generator = torch.Generator().manual_seed(seed + 1)
@@ -135,7 +136,7 @@ def train_supernet(
                 loss.backward()
                 total += float(loss.detach())
             if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_([p for p in supernet.parameters() if p.grad is not None],
+                torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None],
                                                config.grad_clip)
             optimizer.step()
             step += 1
