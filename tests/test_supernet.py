@@ -140,12 +140,14 @@ def test_batchnorm_recalibration_estimates_the_subnet_statistics() -> None:
     assert not torch.equal(first.running_mean, supernet.blocks[0][0]["conv"].mixer.norm.running_mean[:16])
 
 
-def test_recalibration_stops_after_the_last_batch_norm_with_the_full_passes_statistics() -> None:
+@pytest.mark.parametrize("drop_path", [0.0, 0.3])
+def test_recalibration_stops_after_the_last_batch_norm_with_the_full_passes_statistics(drop_path: float) -> None:
     """A conv stage then an attention stage: calibration need not run the attention stage, and the
-    statistics equal those of complete forward passes."""
+    statistics equal those of complete forward passes of the network that is scored (drop-path off)."""
     from nas.genome import parse_genome
 
     space = space_of(["conv", "attention"])
+    space = space.with_fixed(drop_path=drop_path)
     torch.manual_seed(0)
     supernet = Supernet(skeleton_of(space, FIXED)).eval()
     genome = next(g for g in genomes(space, 40) if [s.mixer for s in g.stages] == ["conv", "attention"])
@@ -160,12 +162,13 @@ def test_recalibration_stops_after_the_last_batch_norm_with_the_full_passes_stat
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    full.train()
+    for m in norms:
+        m.train()  # the rest stays in eval mode: no drop-path while the statistics are gathered
     with torch.no_grad():
         for xb in batches:
             full(xb)
     full.eval()
-    assert torch.equal(early(batches[0]), full(batches[0]))
+    assert not early.training and torch.equal(early(batches[0]), full(batches[0]))
     assert all(m.momentum == 0.1 for m in early.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert not early.stages[0][0].mixer.norm._forward_hooks  # the stopping hooks are removed
 

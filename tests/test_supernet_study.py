@@ -100,8 +100,10 @@ def test_a_one_shot_study_end_to_end(tmp_path: Path, ray_session: None, capsys: 
     # n_trials counts scored architectures: copies and infeasible ones are free
     scored = {t.user_attrs["key"] for t in complete if t.user_attrs.get("reused_from") is None}
     assert len(scored) == 50 == sum(1 for t in complete if t.user_attrs.get("reused_from") is None)
-    assert [t.number for t in trials] == list(range(len(trials)))  # stored in order, nothing lost
-    assert all(t.user_attrs["reused_from"] < t.number for t in trials if t.user_attrs.get("reused_from") is not None)
+    copies = [t for t in trials if t.user_attrs.get("reused_from") is not None]
+    # a copy names its original by the number it has in the storage
+    assert all(trials[t.user_attrs["reused_from"]].user_attrs["key"] == t.user_attrs["key"] for t in copies)
+    assert all(trials[t.user_attrs["reused_from"]].user_attrs.get("reused_from") is None for t in copies)
     assert all(t.user_attrs["flops"] <= 1.0e5 for t in complete)
     assert all(t.user_attrs["flops"] > 1.0e5 and "val_acc" not in t.user_attrs for t in infeasible)
     assert (out / "supernet" / "weights.pt").is_file() and not (out / "supernet" / "checkpoint.pt").exists()
@@ -170,3 +172,29 @@ def test_the_shipped_one_shot_config_loads() -> None:
     config = load_study_config(ROOT / "nas" / "configs" / "studies" / "one_shot.yaml")
     assert config.strategy is not None and config.n_trials == 2000
     assert load_study_config(ROOT / "nas" / "configs" / "studies" / "quickstart.yaml").strategy is None
+
+
+def test_the_in_memory_search_study_keeps_the_stored_numbers(tmp_path: Path) -> None:
+    """``reused_from`` names a trial by its stored number: the sampler's in-memory copy of the study must
+    number trials as the storage does, failed ones included, and refuses a storage someone else writes."""
+    import optuna
+
+    from nas.errors import ConfigError
+    from nas.search.config import load_study_config
+    from nas.supernet.study import _memory_study
+
+    config = load_study_config(_study(tmp_path))
+    stored = optuna.create_study(directions=config.directions())
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for i, state in enumerate([optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                               optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]):
+        values = [0.5, 1.0] if state == optuna.trial.TrialState.COMPLETE else None
+        stored.add_trial(optuna.trial.create_trial(state=state, values=values, params={"x": 0.1 * i},
+                                                   distributions=dist, user_attrs={"key": f"k{i}"}))
+    memory = _memory_study(config, stored)
+    assert [(t.number, t.user_attrs["key"]) for t in memory.trials] == [(t.number, t.user_attrs["key"])
+                                                                         for t in stored.trials]
+    assert memory.ask().number == len(stored.trials)
+    stored.ask()  # a trial left running: another driver writes to this storage
+    with pytest.raises(ConfigError, match="still running or waiting"):
+        _memory_study(config, stored)

@@ -44,7 +44,7 @@ class _AllNormsSeen(Exception):
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor]) -> nn.Module:
     """Reset every batch norm's running statistics and re-estimate them as the plain average over
-    ``batches`` (momentum ``None``), in training mode; returns the model in eval mode.
+    ``batches`` (momentum ``None``), only the batch norms in training mode; returns the model in eval mode.
 
     Each calibration pass stops as soon as every batch norm has seen the batch: in a C-C-T-T network
     the attention stages after the last MBConv would only compute logits nobody reads (this halves the
@@ -64,7 +64,9 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor]) -> nn.Module:
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batches
-    model.train()
+    model.eval()  # dropout and drop-path stay off: the statistics are those of the network that is scored
+    for m in norms:
+        m.train()
     try:
         for xb in batches:
             seen.clear()
@@ -77,4 +79,5 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor]) -> nn.Module:
             h.remove()
         for m, momentum in zip(norms, saved):
             m.momentum = momentum
-    return model.eval()
+        model.eval()
+    return model

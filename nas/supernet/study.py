@@ -88,12 +88,17 @@ def _memory_study(config: Any, persistent: optuna.Study) -> optuna.Study:
     """An in-memory study holding the persistent study's trials, with the study's (feedback) sampler."""
     from nas.search.runner import _sampler
 
+    from nas.errors import ConfigError
+
     memory = optuna.create_study(directions=config.directions(), sampler=_sampler(config, persistent),
                                  study_name=config.name)
-    old = persistent.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                        optuna.trial.TrialState.PRUNED))
+    old = persistent.get_trials(deepcopy=False)
+    unfinished = [t.number for t in old if not t.state.is_finished()]
+    if unfinished:  # only this loop writes a one-shot study's trials, each finished: someone else is writing
+        raise ConfigError(f"study {config.name!r}: trials {unfinished[:5]} are still running or waiting; a one-shot "
+                          "study's storage must not be shared with another driver")
     if old:
-        memory.add_trials(old)
+        memory.add_trials(old)  # every state: the in-memory numbers are the stored numbers
     return memory
 
 
@@ -116,7 +121,8 @@ class _TrialWriter:
     Each ``add_trial`` is one SQLite transaction (tens of milliseconds, more than scoring a small
     subnet), so the writes overlap the next round's scoring instead of following it. A trial is stored
     whole or not at all; one still queued when the driver is killed is scored again on resume, under
-    the same number (the in-memory study is rebuilt from what was stored)."""
+    the same number (the in-memory study is rebuilt from every stored trial, and nothing else writes
+    to a one-shot study's storage: :func:`_memory_study` refuses one with unfinished trials)."""
 
     def __init__(self, study: optuna.Study) -> None:
         import queue
@@ -193,10 +199,9 @@ def search_phase(config: Any, study: optuna.Study, study_dir: Path, weights: dic
             genomes = [parse_genome(space.suggest(t), **fixed) for t in asked]
             todo = {g.key: g.to_dict() for g in genomes if g.key not in known}
             chunks = _chunks(list(todo), len(scorers))
-            for chunk, results in zip(chunks, pool.map(lambda s, c: s.score_many.remote([todo[k] for k in c]),
-                                                       chunks)):
-                for key, result in zip(chunk, results):
-                    known[key] = {**result, "genome": todo[key]}
+            for results in pool.map_unordered(lambda s, c: s.score_many.remote([todo[k] for k in c]), chunks):
+                for result in results:  # in the order they finish: an idle worker takes the next chunk
+                    known[result["key"]] = {**result, "genome": todo[result["key"]]}
             for trial, genome in zip(asked, genomes):
                 result = dict(known[genome.key])
                 reused = result.get("number") is not None and trial.number != result["number"]
