@@ -181,8 +181,9 @@ def search_phase(config: Any, study: optuna.Study, study_dir: Path, weights: dic
     space = config.load_space()
     fixed = _fixed(data)
     memory = _memory_study(config, study)
+    stored = memory.get_trials(deepcopy=False)
     known: dict[str, dict[str, Any]] = {}  # key -> result: an architecture is scored once per study
-    for t in memory.get_trials(deepcopy=False):
+    for t in stored:
         if t.user_attrs.get("key") and t.user_attrs["key"] not in known:
             known[t.user_attrs["key"]] = {**{k: v for k, v in t.user_attrs.items() if k != "reused_from"},
                                           "number": t.number}
@@ -190,7 +191,7 @@ def search_phase(config: Any, study: optuna.Study, study_dir: Path, weights: dic
     pool = ActorPool(scorers)
     writer = _TrialWriter(study)
     start, last_csv = time.time(), time.time()
-    done, asked_total = spent(memory, counting), len(memory.get_trials(deepcopy=False))
+    done, asked_total = spent(memory, counting), len(stored)
     try:
         while done < config.n_trials and asked_total < cap:
             asked = [memory.ask() for _ in range(min(config.strategy.batch_trials, config.n_trials - done,
@@ -258,10 +259,11 @@ def run_one_shot_study(config: Any, study_dir: str | Path, *, quiet: bool = Fals
         t0 = time.time()
         weights = train_phase(config, study_dir, quiet=quiet)
         timings["train_s"] = time.time() - t0
-        if spent(study, config_counting(config)) < config.n_trials:
+        remaining = config.n_trials - spent(study, config_counting(config))
+        if remaining > 0:
             if not quiet:
-                print(f"study {config.name!r}: scoring {config.n_trials - spent(study, config_counting(config))} architecture(s) "
-                      f"with inherited weights in {study_dir}", flush=True)
+                print(f"study {config.name!r}: scoring {remaining} architecture(s) with inherited weights in "
+                      f"{study_dir}", flush=True)
             started = start_ray_checked(init_ray, config.ray_address, config.resources, what="a scoring worker")
             t1 = time.time()
             try:
