@@ -14,9 +14,12 @@ from nas.search.startup import BackgroundRay
 
 def test_the_clock_starts_with_the_process_not_with_its_imports() -> None:
     code = ("import time; time.sleep(1.0); t = time.time(); from nas.search.clock import command_start; "
-            "print(t - command_start())")
+            "print(t - command_start(), command_start())")
+    launched = time.time()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert 1.0 <= float(out.stdout) < 60  # the second slept before the import is on the clock
+    waited, started = map(float, out.stdout.split())
+    assert 1.0 <= waited < 60  # the second slept before the import is on the clock
+    assert launched - 0.05 <= started <= launched + 5  # to a clock tick, not to a whole second of boot time
     assert command_start() <= time.time() and since_start() >= 0
 
 
@@ -53,3 +56,14 @@ def test_background_start_raises_its_error_in_the_caller() -> None:
         start.join()
     start._thread.join(timeout=5)
     assert not start._thread.is_alive()
+
+
+def test_tune_telemetry_imports_are_done_before_the_fit() -> None:
+    """Ray Tune's callback telemetry in ``Tuner.fit`` imports logger integrations (MLflow: 0.75 s);
+    after :func:`import_tune_telemetry` (run while Ray starts) it imports nothing more."""
+    code = ("import sys; from nas.search.startup import import_tune_telemetry; import_tune_telemetry(); "
+            "from ray.tune.logger import JsonLoggerCallback; from ray.air._internal.usage import _count_callbacks; "
+            "before = set(sys.modules); _count_callbacks([JsonLoggerCallback()]); "
+            "print(sorted(set(sys.modules) - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,15 +20,19 @@ _FALLBACK = time.time()  # this module's import: the best guess where /proc is m
 
 
 def _process_start() -> float | None:
-    """The process's start time (seconds since the epoch) from ``/proc``; None elsewhere."""
+    """The process's start time (seconds since the epoch) from ``/proc``; None elsewhere.
+
+    ``/proc/self/stat`` gives the start in clock ticks after boot. The boot moment is taken from
+    ``CLOCK_BOOTTIME`` (the clock those ticks count on), not from ``btime`` in ``/proc/stat``: that one
+    is whole seconds, and its truncation put the start up to a second early.
+    """
     try:
         with open("/proc/self/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         ticks = int(fields[19])  # starttime (field 22), in clock ticks after boot; fields[0] is field 3
-        with open("/proc/stat") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration, AttributeError):
+        since_boot = ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
 
 

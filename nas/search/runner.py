@@ -409,6 +409,9 @@ def _prepare_run(config: Any, study: optuna.Study, study_dir: Path, objectives: 
     import ray.tune  # noqa: F401 - the seconds its import takes overlap Ray's start-up
 
     import nas.search.searcher  # noqa: F401
+    from nas.search.startup import import_tune_telemetry
+
+    import_tune_telemetry()
     PROFILE.mark("driver imports done (Ray Tune, searcher)")
     return data, space, prescreener, ctx, claims, rank
 
