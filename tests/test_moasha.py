@@ -59,6 +59,16 @@ def test_scheduler_decides_once_per_rung_and_ignores_final_reports() -> None:
     assert sched.decide("e", {"status": "infeasible", "flops": 6e6, "final": True}) == go
     assert sched.num_stopped == 1 and "stopped 1" in sched.debug_string()
 
+def test_a_rung_stops_nothing_before_its_startup_trials() -> None:
+    sched = MOASHAScheduler({"val_acc": "maximize", "flops": "minimize"}, epochs=3, startup_trials=3)
+    go, stop = TrialScheduler.CONTINUE, TrialScheduler.STOP
+    worse = [{"epoch": 1, "val_acc": 0.9 - 0.1 * i, "flops": 4e6 + 1e5 * i, "final": False} for i in range(5)]
+    # each one dominated by all before it: the first three go on, then MO-ASHA decides as usual
+    assert [sched.decide(f"t{i}", r) for i, r in enumerate(worse)] == [go, go, go, stop, stop]
+    assert sched.decide("late", {"epoch": 2, "val_acc": 0.1, "flops": 4.9e6, "final": False}) == go  # rung 2: new
+    assert sched.num_stopped == 2 and "startup 3" in sched.debug_string()
+    plain = MOASHAScheduler({"val_acc": "maximize", "flops": "minimize"}, epochs=3)
+    assert [plain.decide(f"t{i}", r) for i, r in enumerate(worse)] == [go, stop, stop, stop, stop]
 
 
 def test_a_study_under_moasha_records_stopped_trials_pruned_with_their_rung(tmp_path: Path, ray_session: None) -> None:

@@ -30,7 +30,8 @@ def test_quickstart_loads() -> None:
     assert cfg.constraints == {"flops": 5.0e6} and isinstance(cfg.constraints["flops"], float)
     assert (cfg.sampler, cfg.n_trials, cfg.seed, cfg.max_concurrent) == ("tpe", 24, 0, 2)
     assert cfg.resources == {"cpu": 1.0, "gpu": 0.0}
-    assert cfg.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet"}
+    assert cfg.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet",
+                             "startup_trials": 0}
     assert cfg.storage is None and cfg.ray_address is None
     assert cfg.keep_checkpoints == "none" and cfg.reference_presets == ()
     assert cfg.load_space().name == "vit_family"
@@ -45,7 +46,8 @@ def test_to_dict_round_trips(tmp_path: Path) -> None:
     assert load_study_config(saved) == cfg
     assert cfg.to_dict()["scheduler"] == {"asha": {"grace_period": 1, "reduction_factor": 2.0}}  # as before
     moasha = _load("scheduler.moasha.reduction_factor=3", "scheduler.moasha.selection=crowding")
-    assert moasha.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 3.0, "selection": "crowding"}
+    assert moasha.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 3.0, "selection": "crowding",
+                                "startup_trials": 0}
     assert StudyConfig.from_dict(yaml.safe_load(yaml.safe_dump(moasha.to_dict()))) == moasha
 
 
@@ -104,6 +106,8 @@ def test_apply_overrides_copies_and_replaces_scalars() -> None:
     ("scheduler.moasha.selection=nsga", r"scheduler.moasha.selection must be one of epsnet, crowding; got 'nsga'"),
     ("scheduler.moasha.grace_period=4", r"scheduler.moasha.grace_period 4 exceeds budget.epochs 3"),
     ("scheduler.moasha.eta=3", r"unknown key 'eta' in scheduler.moasha"),
+    ("scheduler.moasha.startup_trials=-1", r"scheduler.moasha.startup_trials must be a whole number >= 0, got -1"),
+    ("scheduler.moasha.startup_trials=2.5", r"scheduler.moasha.startup_trials must be a whole number >= 0, got 2.5"),
     ("retry_failed=yes please", r"retry_failed must be true or false, got 'yes please'"),
     ("grace_period=3", r"grace_period \(3 s\) must exceed heartbeat_interval \(5 s\)"),
     ("heartbeat_interval=0", r"heartbeat_interval must be a number >= 1, got 0"),

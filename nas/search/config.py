@@ -42,7 +42,7 @@ KEEP_CHECKPOINTS = ("pareto", "all", "none")
 SCHEDULERS = ("none", "asha", "moasha")
 ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 MOASHA_SELECTIONS = ("epsnet", "crowding")  # MO-ASHA's tie-breaks within a front (nas.search.moasha)
-MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet"}
+MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet", "startup_trials": 0}
 PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",
@@ -333,6 +333,8 @@ class _Validator(Validator):
                                             minimum=1, strict=True)}
         if kind == "moasha":
             out["selection"] = self.choice("scheduler.moasha.selection", settings["selection"], MOASHA_SELECTIONS)
+            out["startup_trials"] = self.number("scheduler.moasha.startup_trials", settings["startup_trials"],
+                                                minimum=0, strict=False, integer=True, cap=1_000_000)
         if not any(k in TRAINING_OBJECTIVES for k in objectives):
             raise self.error(f"scheduler {kind} stops trials by a training metric, but the objectives "
                              f"({', '.join(objectives)}) include none of {', '.join(TRAINING_OBJECTIVES)}")

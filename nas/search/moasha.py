@@ -18,7 +18,10 @@ Within a front, ties are broken by one of the two selections the paper compares:
 
 Decisions are asynchronous, as in ASHA: when a trial reaches a milestone, it is ranked among the results
 recorded at that milestone so far plus its own, and continues if its position is within the top
-``ceil(n / eta)`` (the first trial at a rung always continues). A stopped trial is recorded PRUNED with
+``ceil(n / eta)`` (the first trial at a rung always continues). With ``startup_trials: N`` a rung stops
+nothing until N results are recorded there (as Optuna's pruners' ``n_startup_trials``): asynchronous
+decisions on a rung of one or two results are close to a coin toss, and every trial stopped then is a
+trial without a full result early in the study. A stopped trial is recorded PRUNED with
 the rung it reached (``epoch_reached``) and its last values, which the sampler still sees
 (:mod:`nas.search.feedback`).
 """
@@ -116,7 +119,8 @@ class MOASHAScheduler(FIFOScheduler):
     """
 
     def __init__(self, objectives: Mapping[str, str], epochs: int, *, grace_period: int = 1,
-                 reduction_factor: float = 2.0, selection: str = "epsnet", time_attr: str = "epoch") -> None:
+                 reduction_factor: float = 2.0, selection: str = "epsnet", startup_trials: int = 0,
+                 time_attr: str = "epoch") -> None:
         super().__init__()
         if reduction_factor <= 1:
             raise ValueError(f"reduction_factor must be > 1, got {reduction_factor}")
@@ -126,6 +130,7 @@ class MOASHAScheduler(FIFOScheduler):
         self.directions = list(self.objectives.values())
         self.reduction_factor = float(reduction_factor)
         self.selection = selection
+        self.startup_trials = int(startup_trials)
         self.time_attr = time_attr
         self.rungs: dict[int, dict[str, list[float]]] = {m: {} for m in milestones(grace_period, reduction_factor,
                                                                                       epochs)}
@@ -147,7 +152,8 @@ class MOASHAScheduler(FIFOScheduler):
         if recorded is None or trial_id in recorded:
             return TrialScheduler.CONTINUE
         values = self._values(result)
-        go_on = promotes(list(recorded.values()), values, self.directions, self.reduction_factor, self.selection)
+        go_on = len(recorded) < self.startup_trials or promotes(
+            list(recorded.values()), values, self.directions, self.reduction_factor, self.selection)
         recorded[trial_id] = values
         if not go_on:
             self.num_stopped += 1
@@ -159,4 +165,4 @@ class MOASHAScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         sizes = ", ".join(f"epoch {m}: {len(r)}" for m, r in self.rungs.items())
-        return f"MO-ASHA ({self.selection}, eta {self.reduction_factor:g}): stopped {self.num_stopped}; rungs {sizes}"
+        return f"MO-ASHA ({self.selection}, eta {self.reduction_factor:g}, startup {self.startup_trials}): stopped {self.num_stopped}; rungs {sizes}"

@@ -247,7 +247,8 @@ def _scheduler(config: Any, epochs: int | None) -> Any:
         from nas.search.moasha import MOASHAScheduler
 
         return MOASHAScheduler(config.objectives, max(1, int(epochs or 1)), grace_period=int(sched["grace_period"]),
-                               reduction_factor=float(sched["reduction_factor"]), selection=sched["selection"])
+                               reduction_factor=float(sched["reduction_factor"]), selection=sched["selection"],
+                               startup_trials=int(sched.get("startup_trials", 0)))
     from ray.tune.schedulers import ASHAScheduler
 
     objectives = list(config.objectives)
