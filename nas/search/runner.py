@@ -199,8 +199,10 @@ def init_ray(address: str | None) -> bool:
     if address in (None, "", "local"):
         kwargs.update(address="local", include_dashboard=False)
         from nas.search.priority import worker_niceness_env
+        from nas.search.startup import no_prestart_env
 
-        os.environ.update(worker_niceness_env())  # the raylet reads it when it starts, below
+        os.environ.update(worker_niceness_env())  # the raylet reads them when it starts, below
+        os.environ.update(no_prestart_env())
     else:
         kwargs["address"] = address
     try:

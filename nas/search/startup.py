@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,7 +25,24 @@ from typing import Any
 
 from nas.search.clock import PROFILE
 
-__all__ = ["BackgroundRay", "import_tune_telemetry"]
+__all__ = ["BackgroundRay", "import_tune_telemetry", "PRESTART_ENV", "no_prestart_env"]
+
+PRESTART_ENV = "RAY_prestart_worker_first_driver"  # Ray's system config, read by the raylet at its start
+
+
+def no_prestart_env() -> dict[str, str]:
+    """The environment a local Ray must start with so that it starts no idle workers for tasks.
+
+    When the first driver connects, Ray starts one idle Python worker per CPU for the tasks it may send.
+    A study's trials run in Ray Tune actors, which never take them (each trainable has a runtime
+    environment of its own, see docs/search_efficiency.md), so on a small machine the two idle workers
+    only take CPU (0.7 s of a 2-core machine) from the driver and the first trial workers while the
+    first result waits on them: about 0.4 s of it on the quickstart. Empty when the user set the
+    variable (``RAY_prestart_worker_first_driver=1 nas study run ...`` restores Ray's default).
+    """
+    if PRESTART_ENV in os.environ:
+        return {}
+    return {PRESTART_ENV: "0"}
 
 # What Ray Tune's usage telemetry imports in ``tune.run`` whenever callbacks are given
 # (``ray.air._internal.usage._count_callbacks``), to compare the callbacks' class names.
