@@ -81,7 +81,8 @@ def test_a_study_under_moasha_records_stopped_trials_pruned_with_their_rung(tmp_
     space = {**TINY_SPACE, "stage": {**TINY_SPACE["stage"], "depth": {"int": [1, 3]}}}
     config, _ = make_config(tmp_path, space=space, n_trials=8, max_concurrent=1, budget=budget, sampler="nsga2",
                             scheduler={"moasha": {"grace_period": 1, "reduction_factor": 2}})
-    assert config.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet"}
+    assert config.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet",
+                                "startup_trials": 0}
     out = tmp_path / "run"
     run_study(config, out, quiet=True)
     study = load_optuna_study(out, config.name, config.storage)
