@@ -16,7 +16,9 @@ A run's trials are put in the order they finished; its hypervolume (a fraction o
 0..1 x FLOPs 0..5e6, from fully trained trials only) is followed against the training epochs spent
 (load-independent) and against wall time. Printed per tool: time to the first fully trained result,
 HV at 12/24/36/48 epochs and at fixed wall times (medians), final HV (median, mean and its 95%
-t-interval, and `nas` minus the peer paired over seeds), epochs and wall time. Every run is cached in
+t-interval, and `nas` minus the peer paired over seeds), epochs and wall time; then a second table of
+`nas` minus each peer, paired over seeds with 95% t-intervals, at each epoch mark and for the first
+result. Every run is cached in
 ``--results`` (JSON) as soon as it ends, with the machine's load average sampled during it; a rerun
 only runs what is missing, so an interrupted invocation resumes.
 
@@ -288,8 +290,35 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"t{m}"] = _median([at(c[1], m) for c in by])
         if tool != "nas" and finals.get("nas"):
             row["vs_nas"] = compare(finals["nas"], finals[tool])
+        row["by_seed"] = {  # per seed: HV at each epoch mark and the first result, for paired differences
+            r["seed"]: {**{f"e{m}": at(c[0], m) for m in EPOCH_MARKS}, "first": f}
+            for r, c, f in zip(runs, by, first)}
         rows.append(row)
     return rows
+
+
+def print_differences(rows: list[dict[str, Any]]) -> None:
+    """``nas`` minus each other tool, paired over shared seeds (95% t-intervals): HV at each epoch mark
+    and the time to the first result (negative: nas sooner)."""
+    from nas.stats import compare
+
+    ours = next((r for r in rows if r["tool"] == "nas"), None)
+    if ours is None:
+        return
+    keys = [*[f"e{m}" for m in EPOCH_MARKS], "first"]
+    head = ["nas - tool", *[f"HV@{m}ep" for m in EPOCH_MARKS], "first result s"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        if r is ours:
+            continue
+        cells = [r["tool"]]
+        for k in keys:
+            c = compare({s: v[k] for s, v in ours["by_seed"].items()}, {s: v[k] for s, v in r["by_seed"].items()})
+            fmt = "+.1f" if k == "first" else "+.3f"
+            cells.append("-" if c.test is None or math.isnan(c.delta) else
+                         f"{c.delta:{fmt}} [{_f(c.ci_low, fmt)}, {_f(c.ci_high, fmt)}]")
+        print("| " + " | ".join(cells) + " |")
 
 
 def _f(x: float, spec: str = ".3f") -> str:
@@ -416,6 +445,8 @@ def main() -> None:
         _save(results, args.results)
     rows = summarise(results)
     print_table(rows)
+    print()
+    print_differences(rows)
     if results:
         plot(results, args.plot)
         print(f"plot: {args.plot}")

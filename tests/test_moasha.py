@@ -80,7 +80,7 @@ def test_a_study_under_moasha_records_stopped_trials_pruned_with_their_rung(tmp_
     budget = {**TINY_BUDGET, "epochs": 3, "subset": 128, "val_subset": 64}
     space = {**TINY_SPACE, "stage": {**TINY_SPACE["stage"], "depth": {"int": [1, 3]}}}
     config, _ = make_config(tmp_path, space=space, n_trials=8, max_concurrent=1, budget=budget, sampler="nsga2",
-                            scheduler={"moasha": {"grace_period": 1, "reduction_factor": 2}})
+                            scheduler={"moasha": {"grace_period": 1, "reduction_factor": 2, "startup_trials": 0}})
     assert config.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet",
                                 "startup_trials": 0}
     out = tmp_path / "run"

@@ -31,7 +31,7 @@ def test_quickstart_loads() -> None:
     assert (cfg.sampler, cfg.n_trials, cfg.seed, cfg.max_concurrent) == ("tpe", 24, 0, 2)
     assert cfg.resources == {"cpu": 1.0, "gpu": 0.0}
     assert cfg.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 2.0, "selection": "epsnet",
-                             "startup_trials": 0}
+                             "startup_trials": 4}
     assert cfg.storage is None and cfg.ray_address is None
     assert cfg.keep_checkpoints == "none" and cfg.reference_presets == ()
     assert cfg.load_space().name == "vit_family"
@@ -47,7 +47,7 @@ def test_to_dict_round_trips(tmp_path: Path) -> None:
     assert cfg.to_dict()["scheduler"] == {"asha": {"grace_period": 1, "reduction_factor": 2.0}}  # as before
     moasha = _load("scheduler.moasha.reduction_factor=3", "scheduler.moasha.selection=crowding")
     assert moasha.scheduler == {"kind": "moasha", "grace_period": 1, "reduction_factor": 3.0, "selection": "crowding",
-                                "startup_trials": 0}
+                                "startup_trials": 4}
     assert StudyConfig.from_dict(yaml.safe_load(yaml.safe_dump(moasha.to_dict()))) == moasha
 
 

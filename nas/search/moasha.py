@@ -18,11 +18,11 @@ Within a front, ties are broken by one of the two selections the paper compares:
 
 Decisions are asynchronous, as in ASHA: when a trial reaches a milestone, it is ranked among the results
 recorded at that milestone so far plus its own, and continues if its position is within the top
-``ceil(n / eta)`` (the first trial at a rung always continues). With ``startup_trials: N`` a rung stops
-nothing until N results are recorded there (as Optuna's pruners' ``n_startup_trials``): asynchronous
-decisions on a rung of one or two results are close to a coin toss, and every trial stopped then is a
-trial without a full result early in the study. A stopped trial is recorded PRUNED with
-the rung it reached (``epoch_reached``) and its last values, which the sampler still sees
+``ceil(n / eta)`` (the first trial at a rung always continues). With ``startup_trials: N`` (a study's
+default: 4; this class's: 0) a rung stops nothing until N results are recorded there (as Optuna's
+pruners' ``n_startup_trials``): asynchronous decisions on a rung of one or two results are close to a
+coin toss, and every trial stopped then is a trial without a full result early in the study. A
+stopped trial is recorded PRUNED with the rung it reached (``epoch_reached``) and its last values, which the sampler still sees
 (:mod:`nas.search.feedback`).
 """
 from __future__ import annotations
