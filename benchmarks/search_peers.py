@@ -351,11 +351,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = {"nas": "C0", "plain": "C1", "synetune": "C2"}
-    for i, tool in enumerate(_tools(results)):
+    drawn = [t for t in TOOLS if any(r["tool"] == t for r in results.values())]  # variants: in the tables only
+    wall = max((r["wall_s"] for r in results.values() if r["tool"] in drawn), default=1.0)
+    for i, tool in enumerate(drawn):
         runs = [r for r in results.values() if r["tool"] == tool]
-        if not runs:
-            continue
-        for ax, which, xmax in ((axes[0], 0, 80), (axes[1], 1, max(r["wall_s"] for r in results.values()))):
+        for ax, which, xmax in ((axes[0], 0, 80), (axes[1], 1, wall)):
             grid = np.linspace(0, xmax, 200)
             ys = np.array([[at(curves(r)[which], x) for x in grid] for r in runs])
             med = np.array([_median(list(col)) for col in ys.T])
