@@ -42,7 +42,9 @@ KEEP_CHECKPOINTS = ("pareto", "all", "none")
 SCHEDULERS = ("none", "asha", "moasha")
 ASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2}
 MOASHA_SELECTIONS = ("epsnet", "crowding")  # MO-ASHA's tie-breaks within a front (nas.search.moasha)
-MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet", "startup_trials": 4}
+# startup_trials: a rung stops nothing before it holds this many results (docs/search_efficiency.md)
+MOASHA_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 2, "selection": "epsnet",
+                                   "startup_trials": 4}
 PRESCREEN_FIELDS = ("proxy", "keep")
 FIELDS = ("name", "plugins", "space", "data", "budget", "objectives", "constraints", "sampler", "n_trials", "seed",
           "resources", "max_concurrent", "scheduler", "storage", "ray_address", "keep_checkpoints",

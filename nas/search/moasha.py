@@ -22,8 +22,8 @@ recorded at that milestone so far plus its own, and continues if its position is
 default: 4; this class's: 0) a rung stops nothing until N results are recorded there (as Optuna's
 pruners' ``n_startup_trials``): asynchronous decisions on a rung of one or two results are close to a
 coin toss, and every trial stopped then is a trial without a full result early in the study. A
-stopped trial is recorded PRUNED with the rung it reached (``epoch_reached``) and its last values, which the sampler still sees
-(:mod:`nas.search.feedback`).
+stopped trial is recorded PRUNED with the rung it reached (``epoch_reached``) and its last values,
+which the sampler still sees (:mod:`nas.search.feedback`).
 """
 from __future__ import annotations
 
@@ -165,4 +165,5 @@ class MOASHAScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         sizes = ", ".join(f"epoch {m}: {len(r)}" for m, r in self.rungs.items())
-        return f"MO-ASHA ({self.selection}, eta {self.reduction_factor:g}, startup {self.startup_trials}): stopped {self.num_stopped}; rungs {sizes}"
+        return (f"MO-ASHA ({self.selection}, eta {self.reduction_factor:g}, startup {self.startup_trials}): "
+                f"stopped {self.num_stopped}; rungs {sizes}")
