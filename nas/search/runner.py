@@ -250,7 +250,7 @@ def _scheduler(config: Any, epochs: int | None) -> Any:
 
         return MOASHAScheduler(config.objectives, max(1, int(epochs or 1)), grace_period=int(sched["grace_period"]),
                                reduction_factor=float(sched["reduction_factor"]), selection=sched["selection"],
-                               startup_trials=int(sched.get("startup_trials", 0)))
+                               startup_trials=int(sched["startup_trials"]))
     from ray.tune.schedulers import ASHAScheduler
 
     objectives = list(config.objectives)

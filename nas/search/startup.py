@@ -14,7 +14,6 @@ that *thread* exits), so a thread that ended after ``ray.init`` would take the l
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -44,25 +43,21 @@ def no_prestart_env() -> dict[str, str]:
         return {}
     return {PRESTART_ENV: "0"}
 
-# What Ray Tune's usage telemetry imports in ``tune.run`` whenever callbacks are given
-# (``ray.air._internal.usage._count_callbacks``), to compare the callbacks' class names.
-_TUNE_TELEMETRY_IMPORTS = ("ray.air.integrations.comet", "ray.air.integrations.mlflow",
-                           "ray.air.integrations.wandb", "ray.tune.logger.aim")
-
-
 def import_tune_telemetry() -> None:
     """Import the logger integrations Ray Tune's telemetry would import at the start of ``Tuner.fit``.
 
     A study always passes callbacks (its JSON logger, checkpoint locations), and Tune then imports its
-    MLflow, W&B, Comet and Aim logger modules before the first trial is launched: with MLflow installed
-    (the ``tracking`` extra) that is about 0.75 s on the path to the first result. Imported while Ray
-    starts on its thread, the seconds overlap. A module a Ray release lacks is skipped.
+    MLflow, W&B, Comet and Aim logger modules before the first trial is launched, to count the callbacks
+    for its usage statistics (``ray.air._internal.usage._count_callbacks``): with MLflow installed (the
+    ``tracking`` extra) that is about 0.75 s on the path to the first result. Calling that same function
+    here, while Ray starts on its thread, does those imports early and follows Ray's own list; a Ray
+    release without it is left alone.
     """
-    for name in _TUNE_TELEMETRY_IMPORTS:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
+    try:
+        from ray.air._internal.usage import _count_callbacks
+    except ImportError:
+        return
+    _count_callbacks([])
 
 
 class _NoThreadNotice(logging.Filter):
