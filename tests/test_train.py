@@ -260,6 +260,34 @@ def test_auto_precision_is_float32_uncompiled_on_cpu(synthetic) -> None:
     assert (result.amp, result.compiled) == ("off", False) and set(dtypes) == {torch.float32}
 
 
+class _ComplexGain(nn.Module):
+    """A 4-D parameter read through ``view_as_complex`` (as GFNet's filter is): needs a unit last stride."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(2, 3, 4, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.view_as_complex(self.weight).abs().mean()
+
+
+def test_auto_layout_is_channels_last_for_real_convolutions_on_cpu(synthetic) -> None:
+    """Overlapping convolutions train channels-last on any device (faster on CPU too:
+    benchmarks/channels_last.py); a patchify-only network keeps the default layout."""
+    torch.manual_seed(0)
+    real = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), _ComplexGain(), nn.GELU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    result = train(real, synthetic, quick(epochs=1), seed=0)
+    assert result.channels_last and real[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not real[0].weight.is_contiguous()
+    assert real[2].weight.is_contiguous()  # only convolutions are restrided: view_as_complex still works
+    patchify = tiny_net()
+    assert not train(patchify, synthetic, quick(epochs=1), seed=0).channels_last
+    assert patchify[0].weight.is_contiguous()
+    off = train(real, synthetic, quick(epochs=1, channels_last=False), seed=0)
+    assert not off.channels_last and math.isfinite(off.val_loss)
+
+
 def test_explicit_bf16_autocast_runs_and_learns_on_cpu(synthetic) -> None:
     torch.manual_seed(0)
     net = tiny_net()

@@ -79,7 +79,7 @@ _STORED = (
     "reused_from", "error", "checkpoint", "sampler_values", "sampler_violation", "estimated_cost", *PROXY_KEYS,
     # where the trial ran: Ray's GPU assignment, a fallback's reason, process and wall-clock span
     "gpu_ids", "cuda_visible_devices", "device_note", "pid", "started_at", "ended_at", "reason", "amp", "compiled",
-    "node_id", "driver",
+    "channels_last", "node_id", "driver",
 )
 
 

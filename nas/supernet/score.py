@@ -80,7 +80,11 @@ class SubnetScorer:
 
     def subnet(self, genome: Any) -> torch.nn.Module:
         """``build_model(genome)`` with inherited weights and recalibrated batch norms, in eval mode."""
+        from nas.train.trainer import convs_channels_last, has_real_convs
+
         model = extract(self.supernet, genome)
+        if has_real_convs(model):  # as training does: channels-last convolutions (benchmarks/channels_last.py)
+            convs_channels_last(model)
         if has_batchnorm(model):
             recalibrate_bn(model, self.calibration)
         return model

@@ -65,7 +65,7 @@ class TrainConfig:
     # forward and backward the same way but runs them eagerly, which exercises the compiled path on a
     # CPU in seconds instead of a minute of C++ compilation (tests use it)
     compile_backend: str = "inductor"
-    channels_last: str | bool = "auto"  # auto: on CUDA for models with real (overlapping) convolutions
+    channels_last: str | bool = "auto"  # auto: on for models with real (overlapping) convolutions, any device
     device: str = "auto"  # auto | cpu | cuda[:N]
     save_path: str | None = None  # write the final state dict here (torch.save)
 

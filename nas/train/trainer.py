@@ -26,7 +26,7 @@ from nas.train.augment import PaperAugment
 from nas.train.mixing import BatchMixer, random_erase
 from nas.train.schedule import warmup_cosine
 
-__all__ = ["train", "evaluate", "param_groups", "ema_path", "TrainResult", "NO_DECAY_NAMES"]
+__all__ = ["train", "evaluate", "has_real_convs", "convs_channels_last", "param_groups", "ema_path", "TrainResult", "NO_DECAY_NAMES"]
 
 # Parameters that are position tables rather than weights: decaying them pulls positions together.
 NO_DECAY_NAMES: tuple[str, ...] = ("pos_embed", "cls_token", "rel_bias")
@@ -53,6 +53,7 @@ class TrainResult:
     stopped_by: str  # "epochs" or "seconds"
     amp: str = "off"  # the autocast actually used: "bf16" or "off" (``auto`` resolved on the device)
     compiled: bool = False  # whether the training step ran a torch.compile'd model
+    channels_last: bool = False  # the memory layout actually used (``auto`` resolved for the model)
     ema_val_acc: float | None = None  # the weights' moving average (``ema_decay``), after the last epoch
     ema_val_loss: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -100,9 +101,19 @@ def evaluate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> tu
     return float(loss_sum.item()) / n, float(correct.item()) / n
 
 
-def _has_real_convs(model: nn.Module) -> bool:
+def has_real_convs(model: nn.Module) -> bool:
     """Convolutions that overlap (kernel != stride): patchify stems alone do not gain from channels_last."""
     return any(isinstance(m, nn.Conv2d) and m.kernel_size != m.stride for m in model.modules())
+
+
+def convs_channels_last(model: nn.Module) -> nn.Module:
+    """Every convolution's weight channels-last (their outputs follow), nothing else: ``model.to(memory_format=...)``
+    would also restride any other 4-D parameter, such as a mixer's ``[H, W, C, 2]`` filter that
+    ``torch.view_as_complex`` needs contiguous in its last dimension (GFNet's, examples/nas_gfnet)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+    return model
 
 
 def _model_for(target: Any, data: ImageDataset, seed: int, config: TrainConfig | None = None,
@@ -198,11 +209,11 @@ def train(
     model.to(device)
     cuda = device.type == "cuda"
     if config.channels_last == "auto":  # an explicit true/false is honoured on any device
-        channels_last = cuda and _has_real_convs(model)
+        channels_last = has_real_convs(model)  # faster on CPU too (benchmarks/channels_last.py)
     else:
         channels_last = bool(config.channels_last)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        convs_channels_last(model)
     amp = cuda if config.amp == "auto" else config.amp == "bf16"
     train_loader, val_loader = _loaders(data, config, size, device, seed, channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -321,7 +332,8 @@ def train(
         epochs=epoch, steps=step, img_per_s=train_images / max(train_time, 1e-9),
         elapsed_s=time.perf_counter() - t_start, device=device_name(device),
         params=sum(p.numel() for p in model.parameters()), seed=seed, stopped_by=stopped_by,
-        amp="bf16" if amp else "off", compiled=step_model is not model, history=history, model=model,
+        amp="bf16" if amp else "off", compiled=step_model is not model, channels_last=channels_last,
+        history=history, model=model,
         ema_val_acc=last.get("ema_val_acc"), ema_val_loss=last.get("ema_val_loss"),
     )
 
