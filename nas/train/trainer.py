@@ -26,7 +26,8 @@ from nas.train.augment import PaperAugment
 from nas.train.mixing import BatchMixer, random_erase
 from nas.train.schedule import warmup_cosine
 
-__all__ = ["train", "evaluate", "has_real_convs", "convs_channels_last", "param_groups", "ema_path", "TrainResult", "NO_DECAY_NAMES"]
+__all__ = ["train", "evaluate", "has_real_convs", "convs_channels_last", "param_groups", "ema_path", "TrainResult",
+           "NO_DECAY_NAMES"]
 
 # Parameters that are position tables rather than weights: decaying them pulls positions together.
 NO_DECAY_NAMES: tuple[str, ...] = ("pos_embed", "cls_token", "rel_bias")
