@@ -59,19 +59,18 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset(args.data, seed=0, image_size=32)
-    config = lambda cl: TrainConfig(epochs=1, batch_size=64, lr=2e-3, device="cpu", channels_last=cl)  # noqa: E731
     nets = _genomes(args.archs, args.seed, data)
-    train(nets[1][1], data, config(False), seed=0)  # warm-up: imports, first allocations
+    loader = _val_loader(data)
+    train(nets[1][1], data, _config(False), seed=0)  # warm-up: imports, first allocations
     rows = []
     for i, (name, genome) in enumerate(nets):
         row: dict = {"network": name}
         for cl in ((True, False) if i % 2 else (False, True)):
             t = time.perf_counter()
-            result = train(genome, data, config(cl), seed=0)
+            result = train(genome, data, _config(cl), seed=0)
             row[f"train_s_{'cl' if cl else 'cf'}"] = time.perf_counter() - t
             assert result.channels_last == cl
         model = build_model(genome).eval()
-        loader = _val_loader(data)
         row["eval_s_cf"] = _eval_s(model, loader)
         row["eval_s_cl"] = _eval_s(convs_channels_last(model), loader)
         rows.append(row)
@@ -85,6 +84,10 @@ def main() -> None:
     print(f"\n{args.data}, one epoch of training (batch 64) and one evaluation pass of the validation split, "
           f"torch {torch.__version__}, {args.threads} thread(s); cf = channels-first, cl = channels-last")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _config(channels_last: bool) -> TrainConfig:
+    return TrainConfig(epochs=1, batch_size=64, lr=2e-3, device="cpu", channels_last=channels_last)
 
 
 def _val_loader(data):

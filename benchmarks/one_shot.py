@@ -368,7 +368,8 @@ def print_tables(results: dict[str, Any], scores: dict[str, float], archs_target
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "equal_time", "equal_time_confirm", "ranking"])
+    parser.add_argument("--only", nargs="+", default=["quickstart", "standalone", "one_shot", "equal_time",
+                                                      "equal_time_confirm", "ranking"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=WORKDIR)

@@ -59,6 +59,7 @@ def test_scheduler_decides_once_per_rung_and_ignores_final_reports() -> None:
     assert sched.decide("e", {"status": "infeasible", "flops": 6e6, "final": True}) == go
     assert sched.num_stopped == 1 and "stopped 1" in sched.debug_string()
 
+
 def test_a_rung_stops_nothing_before_its_startup_trials() -> None:
     sched = MOASHAScheduler({"val_acc": "maximize", "flops": "minimize"}, epochs=3, startup_trials=3)
     go, stop = TrialScheduler.CONTINUE, TrialScheduler.STOP

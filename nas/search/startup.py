@@ -43,6 +43,7 @@ def no_prestart_env() -> dict[str, str]:
         return {}
     return {PRESTART_ENV: "0"}
 
+
 def import_tune_telemetry() -> None:
     """Import the logger integrations Ray Tune's telemetry would import at the start of ``Tuner.fit``.
 
