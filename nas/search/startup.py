@@ -47,7 +47,7 @@ def no_prestart_env() -> dict[str, str]:
 def import_tune_telemetry() -> None:
     """Import the logger integrations Ray Tune's telemetry would import at the start of ``Tuner.fit``.
 
-    A study always passes callbacks (its JSON logger, checkpoint locations), and Tune then imports its
+    A study that passes callbacks (checkpoint locations, the trackers of ``logging``) makes Tune import its
     MLflow, W&B, Comet and Aim logger modules before the first trial is launched, to count the callbacks
     for its usage statistics (``ray.air._internal.usage._count_callbacks``): with MLflow installed (the
     ``tracking`` extra) that is about 0.75 s on the path to the first result. Calling that same function
