@@ -477,16 +477,16 @@ def _run_round(config: Any, study: optuna.Study, study_dir: Path, ctx: TrialCont
 
 def _wants_tune_callbacks(config: Any) -> bool:
     """Whether the run gives Ray Tune callbacks: only when checkpoints are kept or `logging` is set."""
-    return config.keep_checkpoints != "none" or bool(config.logging.tensorboard or config.logging.mlflow)
+    return config.keep_checkpoints != "none" or bool(config.logging.to_doc())
 
 
 def _tune_callbacks(config: Any, study_dir: Path, checkpoints: dict[str, str]) -> list[Any]:
     """The Ray Tune callbacks a study needs, and no others.
 
     The study's records are its Optuna storage and ``trials.csv``; Tune's own loggers are off
-    (``quiet_tune``). A callback list that is not empty costs the first result time: ``Tuner.fit``
-    then imports Tune's MLflow, W&B, Comet and Aim logger modules to count the callbacks for its usage
-    statistics, 0.75 s of the driver with MLflow installed. So a study passes callbacks only for what
+    (``quiet_tune``). A callback list that is not empty costs the driver time before its first trial:
+    ``Tuner.fit`` then imports Tune's MLflow, W&B, Comet and Aim logger modules to count the callbacks
+    for its usage statistics, 0.75 s with MLflow installed. So a study passes callbacks only for what
     it was asked to keep: where Tune persisted each checkpoint (``keep_checkpoints``), and the
     trackers of ``logging``.
     """
