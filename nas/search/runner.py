@@ -6,7 +6,6 @@ have finished. Ray is started locally unless the config names a cluster address.
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -184,9 +183,11 @@ def quiet_tune() -> None:
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # infeasible trials report no accuracy
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no status tables
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV loggers
-    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    if not any(isinstance(f, _NoResultFiles) for f in logger.filters):
-        logger.addFilter(_NoResultFiles())  # ... and so no result files for Tune's result grid to read
+    from nas.search.startup import drop_log_message
+
+    # ... and so no result.json for Tune's result grid to read at the end of a run: its warning that it
+    # found none says nothing to the user (the study's records are its storage and trials.csv)
+    drop_log_message("ray.tune.analysis.experiment_analysis", "Failed to fetch metrics for")
 
 
 def init_ray(address: str | None) -> bool:
@@ -498,15 +499,6 @@ def _tune_callbacks(config: Any, study_dir: Path, checkpoints: dict[str, str]) -
     if config.keep_checkpoints != "none":
         out.append(_CheckpointLocations(checkpoints))
     return out
-
-
-class _NoResultFiles(logging.Filter):
-    """At the end of ``Tuner.fit`` Tune's result grid reads each trial's ``result.json`` (or
-    ``progress.csv``), written by Tune's own loggers. A study turns those off (its records are the
-    storage and ``trials.csv``), so the grid's warning that it found none says nothing to the user."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to fetch metrics for")
 
 
 class _CheckpointLocations:

@@ -24,7 +24,7 @@ from typing import Any
 
 from nas.search.clock import PROFILE
 
-__all__ = ["BackgroundRay", "import_tune_telemetry", "PRESTART_ENV", "no_prestart_env"]
+__all__ = ["BackgroundRay", "drop_log_message", "import_tune_telemetry", "PRESTART_ENV", "no_prestart_env"]
 
 PRESTART_ENV = "RAY_prestart_worker_first_driver"  # Ray's system config, read by the raylet at its start
 
@@ -61,11 +61,23 @@ def import_tune_telemetry() -> None:
     _count_callbacks([])
 
 
-class _NoThreadNotice(logging.Filter):
-    """Ray warns that it sets no SIGTERM handler when started off the main thread; we set it ourselves."""
+class _DropMessage(logging.Filter):
+    """Drops a logger's records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "SIGTERM handler is not set" not in record.getMessage()
+        return self.text not in record.getMessage()
+
+
+def drop_log_message(logger: str, text: str) -> None:
+    """Silence one message of one of Ray's loggers (once per process, however often it is asked) that
+    says nothing to a study's user; every other record of that logger still goes through."""
+    log = logging.getLogger(logger)
+    if not any(isinstance(f, _DropMessage) and f.text == text for f in log.filters):
+        log.addFilter(_DropMessage(text))
 
 
 class BackgroundRay:
@@ -84,7 +96,8 @@ class BackgroundRay:
     def start(self) -> "BackgroundRay":
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # what ray.init does on the main thread
-        logging.getLogger("ray._private.worker").addFilter(_NoThreadNotice())
+        # Ray warns that it sets no SIGTERM handler when started off the main thread; we set it above
+        drop_log_message("ray._private.worker", "SIGTERM handler is not set")
         PROFILE.mark("Ray start-up begins (on a thread)")
         self._thread.start()
         return self
