@@ -35,6 +35,11 @@ def storage_url(study_dir: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(Path(study_dir) / 'study.db').resolve()}"
 
 
+# What a database says when another process created the study tables (or stamped their schema
+# version) between this one's check and its own write: PostgreSQL, then SQLite.
+_CREATION_RACES = ("already exists", "duplicate key", "UNIQUE constraint failed")
+
+
 def open_storage(url: str, *, heartbeat_interval: float | None = None,
                  grace_period: float | None = None) -> optuna.storages.BaseStorage:
     """An RDB storage for ``url``; SQLite gets a generous lock timeout for concurrent readers.
@@ -66,8 +71,8 @@ def open_storage(url: str, *, heartbeat_interval: float | None = None,
             break
         except Exception as exc:  # bad URL, missing driver, unreachable server
             text = str(exc).split("\n")[0]
-            if attempt < 4 and ("already exists" in text or "duplicate key" in text):
-                time.sleep(0.3 * (attempt + 1))  # drivers started together race on CREATE TABLE
+            if attempt < 4 and any(race in text for race in _CREATION_RACES):
+                time.sleep(0.3 * (attempt + 1))  # two processes opening a new storage race to create it
                 continue
             raise ConfigError(f"storage {url!r} cannot be opened: {type(exc).__name__}: {text}") from None
     if url.startswith("sqlite"):
